@@ -1,0 +1,81 @@
+"""Spectral distances between sounds: the one place refinement, metrics and tests get them from.
+
+All distances work on mono float audio at one sample rate and compare log-mel magnitudes from
+`features.log_mel`, so they share the model's spectral front end. Lengths are matched by trimming to
+the shorter signal (a renderer and a target of the same duration differ by at most a few samples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthmatch.audio.features import MelSettings, log_mel
+
+__all__ = ["log_mel_l1", "multiscale_log_mel_l1", "MultiScaleLogMel", "scales_for_windows_ms"]
+
+
+def _match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a, np.float32).reshape(-1)
+    b = np.asarray(b, np.float32).reshape(-1)
+    n = min(len(a), len(b))
+    if n == 0:
+        raise ValueError("cannot compare empty audio")
+    return a[:n], b[:n]
+
+
+def log_mel_l1(a: np.ndarray, b: np.ndarray, settings: MelSettings = MelSettings()) -> float:
+    """Mean absolute difference of natural-log mel spectrograms (0 for identical audio)."""
+    a, b = _match(a, b)
+    return float(np.mean(np.abs(log_mel(a, settings) - log_mel(b, settings))))
+
+
+def scales_for_windows_ms(
+    sample_rate: int, windows_ms: Sequence[float] = (10, 25, 100), n_mels: int = 64
+) -> tuple[MelSettings, ...]:
+    """Mel settings whose FFT windows are the powers of two closest to the given durations."""
+    out = []
+    for ms in windows_ms:
+        n_fft = int(2 ** round(np.log2(max(16.0, sample_rate * ms / 1000.0))))
+        bands = min(n_mels, n_fft // 8)  # keep bands wider than FFT bins at small windows
+        out.append(MelSettings(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // 4, n_mels=bands))
+    return tuple(out)
+
+
+@dataclass
+class MultiScaleLogMel:
+    """Multi-scale log-mel L1 against a fixed target, with the target's spectra computed once.
+
+    Args:
+        target: mono target audio.
+        sample_rate: its sample rate.
+        windows_ms: analysis windows (about 10, 25 and 100 ms by default).
+    """
+
+    target: np.ndarray
+    sample_rate: int
+    windows_ms: Sequence[float] = (10, 25, 100)
+
+    def __post_init__(self) -> None:
+        self.target = np.asarray(self.target, np.float32).reshape(-1)
+        self.scales = scales_for_windows_ms(self.sample_rate, self.windows_ms)
+        self._target_specs = [log_mel(self.target, s) for s in self.scales]
+
+    def __call__(self, candidate: np.ndarray) -> float:
+        cand, _ = _match(candidate, self.target)
+        total = 0.0
+        for s, tspec in zip(self.scales, self._target_specs):
+            spec = log_mel(cand, s)
+            t = min(spec.shape[-1], tspec.shape[-1])
+            total += float(np.mean(np.abs(spec[..., :t] - tspec[..., :t])))
+        return total / len(self.scales)
+
+
+def multiscale_log_mel_l1(
+    a: np.ndarray, b: np.ndarray, sample_rate: int, windows_ms: Sequence[float] = (10, 25, 100)
+) -> float:
+    """Multi-scale log-mel L1 between two sounds (windows about 10/25/100 ms)."""
+    a, b = _match(a, b)
+    return MultiScaleLogMel(b, sample_rate, windows_ms)(a)

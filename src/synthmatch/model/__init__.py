@@ -1,0 +1,1 @@
+"""synthmatch.model"""
