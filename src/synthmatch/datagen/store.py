@@ -173,7 +173,7 @@ class DatasetSchema:
                 f"{origin}: schema version {version}, this synthmatch reads version {SCHEMA_VERSION}"
             )
         kw = {}
-        for name, f in cls.__dataclass_fields__.items():
+        for name in cls.__dataclass_fields__:
             if name not in attrs:
                 continue
             v = attrs[name]
