@@ -17,6 +17,9 @@ __all__ = ["MelSettings", "log_mel", "stft_magnitude", "mel_filterbank", "hz_to_
 
 ArrayLike = np.ndarray | torch.Tensor
 LOG_EPS = 1e-5
+# Model input is loudness-normalised: a user's recording level is arbitrary, so the model and the
+# refinement objective compare sounds, not gains.
+FEATURE_LOUDNESS_DB = -20.0
 
 
 @dataclass(frozen=True)
@@ -168,4 +171,39 @@ def log_mel(
         _FILTERS[key] = fb
     mel = torch.matmul(fb, mag)  # (..., n_mels, T)
     out = torch.log(mel + LOG_EPS)
+    return out.cpu().numpy() if was_np else out
+
+
+def normalize_loudness(x: ArrayLike, target_db: float = FEATURE_LOUDNESS_DB, max_gain_db: float = 60.0
+                       ) -> ArrayLike:
+    """Scale (N,) or (B, N) audio so its RMS is `target_db` dBFS (gain capped at `max_gain_db`)."""
+    if isinstance(x, torch.Tensor):
+        rms = x.float().pow(2).mean(-1, keepdim=True).sqrt()
+        gain = (10 ** (target_db / 20)) / rms.clamp_min(10 ** ((target_db - max_gain_db) / 20))
+        return x * gain
+    a = np.asarray(x, np.float32)
+    rms = np.sqrt(np.mean(np.square(a, dtype=np.float64), axis=-1, keepdims=True))
+    gain = (10 ** (target_db / 20)) / np.maximum(rms, 10 ** ((target_db - max_gain_db) / 20))
+    return (a * gain).astype(np.float32)
+
+
+def fit_length(x: ArrayLike, n_samples: int) -> ArrayLike:
+    """Crop or zero-pad the last axis to exactly n_samples."""
+    n = x.shape[-1]
+    if n >= n_samples:
+        return x[..., :n_samples]
+    pad = n_samples - n
+    if isinstance(x, torch.Tensor):
+        return torch.nn.functional.pad(x, (0, pad))
+    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
+
+
+def model_features(x: ArrayLike, settings: MelSettings = MelSettings(), device: str | torch.device | None = None
+                   ) -> ArrayLike:
+    """The model's input: log-mel of the loudness-normalised audio, (n_mels, T) or (B, n_mels, T).
+
+    Training (precompute-mels), inference and evaluation all call this one function.
+    """
+    t, was_np = _as_tensor(x, device)
+    out = log_mel(normalize_loudness(t), settings)
     return out.cpu().numpy() if was_np else out
