@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DistInfo", "init_distributed", "shutdown_distributed", "is_distributed_env"]
+__all__ = ["DistInfo", "init_distributed", "shutdown_distributed", "is_distributed_env", "all_reduce_sum"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """True when running in a process group (any torchrun launch, even with one process)."""
+        return self.backend is not None
 
     @property
     def is_main(self) -> bool:
@@ -36,11 +37,12 @@ class DistInfo:
 
 
 def is_distributed_env() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Launched by torchrun (which sets RANK, WORLD_SIZE and the rendezvous address)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
 
 
 def init_distributed(device_type: str) -> DistInfo:
-    """Join the torchrun process group when WORLD_SIZE > 1; a single process otherwise."""
+    """Join the torchrun process group when launched by torchrun; a plain single process otherwise."""
     if not is_distributed_env():
         return DistInfo()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -58,3 +60,13 @@ def shutdown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum a (CPU) tensor over all ranks; NCCL needs it on the GPU, gloo takes it where it is."""
+    if dist.get_backend() == "nccl":
+        x = t.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(x)
+        return x.cpu()
+    dist.all_reduce(t)
+    return t

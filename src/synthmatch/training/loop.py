@@ -37,7 +37,12 @@ from synthmatch.training.data import (
     mel_sidecar_path,
     split_by_preset,
 )
-from synthmatch.training.distributed import DistInfo, init_distributed, shutdown_distributed
+from synthmatch.training.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    init_distributed,
+    shutdown_distributed,
+)
 from synthmatch.training.logging import RunLogger
 from synthmatch.training.loss import LossWeights, MetricSums, ParamLayout, combine_loss, compute_loss
 
@@ -562,9 +567,7 @@ class _null:
 def _reduce_train_loss(state: dict, dist_info: DistInfo) -> float:
     total = torch.tensor([state["train_loss_sum"], float(state["train_batches"])], dtype=torch.float64)
     if dist_info.enabled:
-        import torch.distributed as dist
-
-        dist.all_reduce(total)
+        total = all_reduce_sum(total)
     return float(total[0] / total[1]) if total[1] > 0 else float("nan")
 
 

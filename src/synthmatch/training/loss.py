@@ -169,12 +169,12 @@ class MetricSums:
 
     def all_reduce(self, names: list[str]) -> None:
         """Sum across DDP ranks. Every rank must pass the same `names` (sorted union)."""
-        import torch.distributed as dist
+        from synthmatch.training.distributed import all_reduce_sum
 
         vec = torch.tensor(
             [[self.sums.get(n, 0.0), self.counts.get(n, 0.0)] for n in names], dtype=torch.float64
         )
-        dist.all_reduce(vec)
+        vec = all_reduce_sum(vec)
         for n, (s, c) in zip(names, vec.tolist()):
             self.sums[n], self.counts[n] = s, c
 
