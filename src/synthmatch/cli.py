@@ -254,6 +254,87 @@ def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, help="PNG to write (default RUN_DIR/curves.png)")
 
 
+# ---------------------------------------------------------------------------------------------------
+# ingest, preview
+def _midi_notes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIDI notes like 48,60,72, got {text!r}") from None
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    """Read Vital presets (.vital files, folders searched recursively), render each at the requested
+    notes and write them as dataset rows (source "community") in the same schema as `generate`.
+
+    Exit status: 0 when every preset was ingested, 1 when any file or row was skipped (each skip is
+    a warning line naming the file and the reason, and is listed in the summary), 2 on an error.
+    """
+    from synthmatch.datagen.ingest import IngestConfig, ingest
+
+    cfg = IngestConfig(
+        inputs=tuple(args.inputs),
+        output=args.output,
+        tier=args.tier,
+        midi_notes=args.midi_notes,
+        sample_rate=args.sample_rate,
+        duration_s=args.duration,
+        note_duration_s=args.note_duration,
+        append=args.append,
+        overwrite=args.overwrite,
+        workers=args.workers,
+        silence_db=args.silence_db,
+        stereo=args.stereo,
+        progress=not args.quiet_progress and sys.stderr.isatty(),
+    )
+    summary = ingest(cfg)
+    if args.json:
+        json.dump(summary.to_dict(), sys.stdout, indent=1)
+        print()
+    else:
+        print(summary.format())
+    return 0 if summary.ok else 1
+
+
+def _add_ingest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", type=Path, nargs="+", metavar="DIR_OR_FILES", help=".vital files and/or folders")
+    p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
+    p.add_argument("--tier", type=int, choices=(1, 2, 3), help="parameter tier (default 3, or the file's)")
+    p.add_argument(
+        "--midi-notes", type=_midi_notes, help="notes to render each preset at (default 48,60,72, or the file's)"
+    )
+    p.add_argument("--append", action="store_true", help="add to an existing dataset (its schema must match)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--sample-rate", type=int, help="render sample rate in Hz (default 44100, or the file's)")
+    p.add_argument("--duration", type=float, help="seconds rendered (default 2.0, or the file's)")
+    p.add_argument("--note-duration", type=float, help="seconds the key is held (default 1.5, or the file's)")
+    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+    p.add_argument(
+        "--silence-db", type=float, default=-60.0, help="skip renders quieter than this RMS (dBFS, default -60)"
+    )
+    p.add_argument("--stereo", action="store_true", help="store stereo audio (new files)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", dest="quiet_progress", action="store_true", help="no progress bar")
+
+
+def _run_preview(args: argparse.Namespace) -> int:
+    """Browse a dataset: a table of examples, each one's parameters in Vital's display text, its
+    waveform and spectrogram, and playback at the dataset's sample rate (or export to WAV where there
+    is no audio device). PATH is a .h5 file, or a folder: one dataset in it opens directly, several
+    are listed to pick from. Needs the tui extra: pip install 'synthmatch[tui]'.
+    """
+    from synthmatch.datagen.preview import run_preview  # raises TuiUnavailable with the install command
+
+    run_preview(args.path, export_dir=args.export_dir, page_size=args.page_size)
+    return 0
+
+
+def _add_preview(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, nargs="?", default=Path("."), help="a dataset .h5 file or a folder (default .)")
+    p.add_argument("--export-dir", type=Path, default=Path("."), help="where `w` writes WAV files (default .)")
+    p.add_argument("--page-size", type=int, default=200, help="table rows read at a time")
+
+
 # (name, declare flags, run, one-line help)
 _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
     ("params", _add_params, _run_params, "list Vital's parameter space (name, kind, module, range, tier)"),
@@ -264,6 +345,8 @@ _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
      "measure each parameter's perceptual importance and store it in the dataset"),
     ("train", _add_train, _run_train, "train a model (CPU, GPU, or multi-GPU under torchrun)"),
     ("report", _add_report, _run_report, "draw a training run's curves to PNG"),
+    ("ingest", _add_ingest, _run_ingest, "add community .vital presets to a dataset (rendered, same schema)"),
+    ("preview", _add_preview, _run_preview, "browse a dataset: examples, parameters, waveform, playback"),
 ]
 
 

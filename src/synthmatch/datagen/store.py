@@ -49,6 +49,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SOURCES",
     "REJECTION_REASONS",
+    "ASSET_KINDS",
     "DatasetSchema",
     "ExampleRow",
     "DatasetWriter",
@@ -63,6 +64,8 @@ FORMAT = "synthmatch-dataset"
 SCHEMA_VERSION = 1
 SOURCES = ("random", "bred", "community")
 REJECTION_REASONS = ("silent", "clipped", "nonfinite", "error", "timeout", "crash")
+# Structured items kept per preset: Vital JSON keys of the wavetables, the LFO shapes and the sample.
+ASSET_KINDS = ("wavetables", "lfos", "sample")
 _STR = h5py.string_dtype("utf-8")
 _REJECTED_DTYPE = np.dtype([("seed_index", "<i8"), ("reason", "u1")])
 
@@ -575,6 +578,66 @@ class Dataset:
             "peak": float(h["peak"][i]),
             "n_modulations": int(h["mod_index"][i][1]),
         }
+
+    def row_infos(self, start: int, stop: int) -> list[dict]:
+        """`row_info` of examples start..stop-1, read as slices (what a paged table needs)."""
+        n = len(self)
+        start, stop = max(0, int(start)), min(n, int(stop))
+        if start >= stop:
+            return []
+        h = self.h5
+        cols = {
+            k: h[k][start:stop]
+            for k in ("source", "name", "file", "midi_note", "seed_index", "preset_hash", "rms_db", "peak")
+        }
+        counts = h["mod_index"][start:stop, 1]
+
+        def text(v) -> str:
+            return v.decode() if isinstance(v, bytes) else str(v)
+
+        return [
+            {
+                "index": start + j,
+                "source": SOURCES[int(cols["source"][j])],
+                "name": text(cols["name"][j]),
+                "file": text(cols["file"][j]),
+                "midi_note": int(cols["midi_note"][j]),
+                "seed_index": int(cols["seed_index"][j]),
+                "preset_hash": cols["preset_hash"][j].decode(),
+                "rms_db": float(cols["rms_db"][j]),
+                "peak": float(cols["peak"][j]),
+                "n_modulations": int(counts[j]),
+            }
+            for j in range(stop - start)
+        ]
+
+    def asset_catalog(self) -> dict[str, dict[str, tuple[str, int]]]:
+        """The unique wavetables, LFO shapes and samples in the file, by content hash.
+
+        Derived from /preset_data (which stores each distinct combination once), so it needs no
+        extra storage and works on every schema-1 file. Returns {kind: {item hash: (data key,
+        position in that data's list)}} for kind in ASSET_KINDS; hashes are PresetData.item_hashes().
+        """
+        keys = [k.decode() for k in self.h5["preset_data/keys"][:]]
+        catalog: dict[str, dict[str, tuple[str, int]]] = {k: {} for k in ASSET_KINDS}
+        for idx, key in enumerate(keys):
+            if key not in self._data_cache:
+                self._data_cache[key] = PresetData(json.loads(self.h5["preset_data/json"][idx]))
+            for kind, hashes in self._data_cache[key].item_hashes().items():
+                for pos, item_hash in enumerate(hashes):
+                    catalog[kind].setdefault(item_hash, (key, pos))
+        return catalog
+
+    def asset(self, kind: str, item_hash: str, catalog: dict | None = None):
+        """One wavetable / LFO shape / sample (its Vital JSON object) by content hash."""
+        if kind not in ASSET_KINDS:
+            raise DatasetError(f"unknown asset kind {kind!r}; known: {', '.join(ASSET_KINDS)}")
+        where = (catalog or self.asset_catalog())[kind].get(item_hash)
+        if where is None:
+            raise DatasetError(f"{self.path}: no {kind} item with hash {item_hash}")
+        key, pos = where
+        value = self.preset_data(key).get(kind)
+        return value[pos] if isinstance(value, list) else value
 
     def rejections(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.h5["rejections"].attrs.items()}

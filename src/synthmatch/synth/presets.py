@@ -278,6 +278,8 @@ class Preset:
         meta = {k: doc[k] for k in _META_KEYS if k in doc}
         if "synth_version" in doc:
             meta["source_synth_version"] = doc["synth_version"]
+        if audible:
+            meta["ignored_settings"] = {k: settings[k] for k in audible}
         return cls(values=values, modulations=tuple(mods), data=PresetData(extra), meta=meta)
 
     @classmethod
