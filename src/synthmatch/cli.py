@@ -286,6 +286,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
         silence_db=args.silence_db,
         stereo=args.stereo,
         progress=not args.quiet_progress and sys.stderr.isatty(),
+        include_test_presets=args.include_test_presets,
     )
     summary = ingest(cfg)
     if args.json:
@@ -315,6 +316,11 @@ def _add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stereo", action="store_true", help="store stereo audio (new files)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", dest="quiet_progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--include-test-presets",
+        action="store_true",
+        help="also ingest the community presets reserved for evaluation (presets/community/split.json)",
+    )
 
 
 def _run_preview(args: argparse.Namespace) -> int:

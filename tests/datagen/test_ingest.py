@@ -23,7 +23,7 @@ from synthmatch.datagen.store import (
 )
 from synthmatch.errors import ConfigError
 from synthmatch.synth.presets import Preset
-from tests.conftest import COMMUNITY_DIR, community_presets
+from tests.conftest import COMMUNITY_DIR, community_presets, rms_db
 
 # Short renders at one note keep the tests fast (the defaults are 2.0 s at notes 48, 60, 72).
 FAST = dict(midi_notes=(60,), sample_rate=22050, duration_s=0.8, note_duration_s=0.5, progress=False)
@@ -52,7 +52,7 @@ def community(tmp_path_factory):
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     try:
-        summary = ingest(_cfg([COMMUNITY_DIR], out, tier=3))
+        summary = ingest(_cfg([COMMUNITY_DIR], out, tier=3, include_test_presets=True))
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
@@ -82,22 +82,46 @@ def test_community_rows_sources_and_names(community):
     assert len(written) >= 50
 
 
-def test_nier_bass_layer_two_is_skipped_as_silent_by_design(community):
-    """Its volume rises only through an LFO synced to the host transport: a one-shot note is near -67 dBFS."""
+def test_evaluation_presets_are_left_out_by_default(tmp_path):
+    """The 15 presets of presets/community/split.json never reach training data unless asked."""
+    from synthmatch.datagen.community import test_preset_names
+
+    reserved = set(test_preset_names())
+    assert len(reserved) == 15
+    files = [p for p in community_presets() if p.stem in reserved][:2] + [COMMUNITY_DIR / "Synkick.vital"]
+    summary = ingest(_cfg(files, tmp_path / "train.h5"))
+    assert summary.ok and summary.rows_written == 1
+    assert sorted(Path(f).stem for f in summary.left_out_test) == sorted(p.stem for p in files[:2])
+    assert "reserved for evaluation left out" in summary.format()
+    with pytest.raises(IngestError, match="include-test-presets"):
+        ingest(_cfg(files[:2], tmp_path / "only_test.h5"))
+    summary = ingest(_cfg(files, tmp_path / "all.h5", include_test_presets=True))
+    assert summary.rows_written == 3 and not summary.left_out_test
+
+
+def test_nier_bass_layer_two_is_skipped_as_unusable(community, renderer):
+    """Its volume rises only through an LFO synced to the host transport: a one-shot note is near -67 dBFS.
+
+    split.json declares it unusable; ingest skips it with that reason (deterministically: a render lands
+    either side of the -60 dBFS silence threshold at note 72) and the run reports the skip.
+    """
     _, summary, records = community
     reasons = dict(summary.skipped_files)
     nier = reasons[str(COMMUNITY_DIR / "NierBassLayerTwo.vital")]
-    assert "silent" in nier and "original file renders at" in nier and "too" in nier
+    assert "declared unusable" in nier and "host-synced LFO" in nier
     assert not summary.ok
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
-    assert any("NierBassLayerTwo.vital" in m and "silent" in m for m in warnings)
+    assert any("NierBassLayerTwo.vital" in m and "unusable" in m for m in warnings)
+    audio = renderer.render(Preset.load(COMMUNITY_DIR / "NierBassLayerTwo.vital"), 48, 1.5, 2.0)
+    assert rms_db(audio) < -60
 
 
 def test_community_dropped_connections_counted_and_logged(community):
     _, summary, records = community
     # Parsing is deterministic: these are the tier-3 drops of the 59 files (docs/INGEST.md).
-    read = sum(len(Preset.load(p).modulations) for p in community_presets())
-    assert summary.connections_total == read == 273
+    # NierBassLayerTwo (6 connections) is skipped before it is read: declared unusable in split.json.
+    read = sum(len(Preset.load(p).modulations) for p in community_presets() if p.stem != "NierBassLayerTwo")
+    assert summary.connections_total == read == 267
     dropped = sum(summary.dropped_connections.values())
     assert dropped == 35 and summary.connections_kept == read - dropped
     assert (
@@ -239,7 +263,9 @@ def test_bad_files_are_skipped_with_one_warning_each(tmp_path, caplog):
 def test_cli_exit_status_and_summary(tmp_path, capsys):
     _write_bad_files(tmp_path / "in")
     flags = ["--midi-notes", "60", "--sample-rate", "22050", "--duration", "0.8", "--note-duration", "0.5"]
-    rc = main(["ingest", str(tmp_path / "in"), "-o", str(tmp_path / "a.h5"), *flags])
+    rc = main(
+        ["ingest", str(tmp_path / "in"), "-o", str(tmp_path / "a.h5"), *flags, "--include-test-presets"]
+    )
     out = capsys.readouterr().out
     assert rc == 1 and "file(s) skipped" in out and "exit status 1" in out
     rc = main(

@@ -11,6 +11,10 @@ rendered is the projection, not the original file, so the stored audio is exactl
   are dropped, each logged at INFO with the preset name and the connection, and counted by reason;
 - controls outside the tier (the host tempo, portamento...) are reset to their defaults, counted by name.
 
+Presets that split.json declares unusable as one-note targets (NierBassLayerTwo: near -67 dBFS, its
+volume raised only by an LFO synced to the host transport) are skipped with that reason, like a silent
+render, but deterministically: a render of such a preset can land either side of the silence threshold.
+
 Real files go wrong in many ways. A file that is not a `.vital`, malformed JSON, a preset from a newer
 Vital, a non-numeric control, a preset vita refuses, or one whose render is silent is skipped with one
 warning line naming the file and the reason, and the run goes on; `IngestSummary.ok` (the CLI's exit
@@ -22,6 +26,9 @@ above full scale) are kept and reported: they are real presets, and int16 storag
 Wavetables, LFO shapes and samples stay in the file as data: the store keeps each distinct combination
 once in /preset_data, and `Dataset.asset_catalog()` lists the unique items by content hash. The summary
 counts the unique items, and how many are not Vital's init ones.
+
+The community presets reserved for evaluation (presets/community/split.json, see `community`) are left
+out unless `include_test_presets` is set, so they never reach training data; the summary counts them.
 
 Writing is atomic: a new file through `DatasetWriter(atomic=True)`; `append` copies the existing file to a
 temporary one beside it, appends there, and renames it over the original only when everything succeeded.
@@ -48,6 +55,7 @@ from synthmatch.synth.params import N_MOD_SLOTS, ParamSpace, TierSpace, param_sp
 from synthmatch.synth.presets import Modulation, Preset, PresetError, base_preset
 from synthmatch.synth.render import Renderer
 
+from .community import COMMUNITY_DIR, is_test_preset, unusable_preset_names
 from .store import ASSET_KINDS, Dataset, DatasetSchema, DatasetWriter, ExampleRow
 
 log = logging.getLogger(__name__)
@@ -100,6 +108,8 @@ class IngestConfig:
         stereo: store stereo audio (new files only).
         batch_size: presets read and rendered together (bounds memory on large folders).
         progress: show a progress bar.
+        include_test_presets: also ingest the community presets reserved for evaluation
+            (presets/community/split.json); left out by default so they never reach training data.
     """
 
     inputs: tuple[Path, ...]
@@ -116,6 +126,7 @@ class IngestConfig:
     stereo: bool = False
     batch_size: int = 16
     progress: bool = True
+    include_test_presets: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
@@ -172,6 +183,7 @@ class IngestSummary:
     ignored_settings: list[tuple[str, list[str]]] = field(default_factory=list)  # (file, names)
     unique_assets: dict[str, int] = field(default_factory=dict)  # kind -> unique items
     custom_assets: dict[str, int] = field(default_factory=dict)  # kind -> unique items not in init
+    left_out_test: list[str] = field(default_factory=list)  # evaluation presets not ingested
     seconds: float = 0.0
 
     @property
@@ -216,6 +228,11 @@ class IngestSummary:
                 for k, label in kinds.items()
             )
         )
+        if self.left_out_test:
+            lines.append(
+                f"{len(self.left_out_test)} preset(s) reserved for evaluation left out "
+                "(presets/community/split.json; --include-test-presets keeps them)"
+            )
         if self.duplicates:
             lines.append(f"{len(self.duplicates)} duplicate(s) ingested once:")
             lines += [f"  {f}: {what}" for f, what in self.duplicates]
@@ -289,6 +306,16 @@ class _Item:
     name: str
     dropped: list[tuple[Modulation | tuple[str, str], str]]
     reset: list[str]
+
+
+def _unusable_reason(path: Path) -> str | None:
+    """Why split.json declares this preset unusable as a one-note target (None if it does not).
+
+    Like the evaluation split, the bundled set's list applies to its files wherever they are, and a
+    folder with its own split.json uses that one.
+    """
+    own = path.parent / "split.json"
+    return unusable_preset_names(path.parent if own.exists() else COMMUNITY_DIR).get(path.stem)
 
 
 def _strip_origin(message: str, origin: str) -> str:
@@ -426,6 +453,20 @@ def ingest(cfg: IngestConfig) -> IngestSummary:
         raise IngestError(
             f"no .vital files found in {', '.join(str(p) for p in cfg.inputs)} (folders are searched recursively)"
         )
+    left_out = [] if cfg.include_test_presets else [f for f in files if is_test_preset(f)]
+    if left_out:
+        dropped_out = set(left_out)
+        files = [f for f in files if f not in dropped_out]
+        log.info(
+            "left out %d community preset(s) reserved for evaluation (presets/community/split.json; "
+            "--include-test-presets keeps them)",
+            len(left_out),
+        )
+        if not files and not rejected:
+            raise IngestError(
+                f"every preset found ({len(left_out)}) is reserved for evaluation "
+                "(presets/community/split.json); pass --include-test-presets to ingest them anyway"
+            )
     schema = _resolve_schema(cfg)
     summary = IngestSummary(
         output=str(cfg.output),
@@ -433,6 +474,7 @@ def ingest(cfg: IngestConfig) -> IngestSummary:
         midi_notes=schema.midi_notes,
         sample_rate=schema.sample_rate,
         files_found=len(files) + len(rejected),
+        left_out_test=[str(f) for f in left_out],
     )
     for f, reason in rejected:
         _skip(summary, f, reason)
@@ -537,6 +579,10 @@ def _prepare(
     seen_original: dict[str, str],
 ) -> _Item | None:
     file = str(path)
+    if (why := _unusable_reason(path)) is not None:
+        # Decided once, not left to a render that may land either side of the silence threshold.
+        _skip(summary, file, f"declared unusable as a one-note target in split.json: {why}")
+        return None
     try:
         preset, reader_drops = _read_preset(path)
         projection, reset = _project(preset, ts, base, ps)
