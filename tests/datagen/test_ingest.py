@@ -126,7 +126,8 @@ def test_community_dropped_connections_counted_and_logged(community):
     assert dropped == 35 and summary.connections_kept == read - dropped
     assert (
         summary.dropped_connections[
-            "destination blocked: modulates another modulation's amount (not represented in tier-3 routing)"
+            "destination blocked: targets a modulation slot's own control (amount, power, ...): not represented in "
+            "tier-3 routing"
         ]
         == 29
     )

@@ -345,7 +345,7 @@ class ParamSpace:
         if spec is None:
             return "destination is not a control of this Vital build"
         if spec.mod_slot is not None:
-            return "modulates another modulation's amount (not represented in tier-3 routing)"
+            return "targets a modulation slot's own control (amount, power, ...): not represented in tier-3 routing"
         if spec.tier is None:
             return f"destination control is excluded: {spec.excluded_reason}"
         return None
