@@ -4,6 +4,9 @@ Sampling is kept apart from rendering (`PresetSampler.sample(i)` then `Renderer.
 depends only on (seed, i, tier) and the community set, so any example can be regenerated from its index
 and a resumed or sharded run reproduces an uninterrupted one exactly.
 
+Every example is the tier projection of its preset (the preset rebuilt from its float32 tier vectors over
+the base), so a dataset's stored labels rebuild exactly the preset that was rendered.
+
 Continuous controls are stratified with a blocked Latin hypercube in normalized space: every block of
 `block_size` consecutive indices is a Latin hypercube over all continuous controls of the tier (each
 control's range cut into block_size strata, one example per stratum, strata shuffled independently per
@@ -22,6 +25,8 @@ exactly.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -34,7 +39,22 @@ from synthmatch.synth.presets import MOD_DTYPE, Modulation, ParamVector, Preset,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PresetSampler", "SampledExample", "CONSTRAINTS", "SWITCH_PROBABILITIES", "example_rng"]
+__all__ = [
+    "PresetSampler",
+    "SampledExample",
+    "CONSTRAINTS",
+    "SWITCH_PROBABILITIES",
+    "CATEGORICAL_WEIGHTS",
+    "LHS_BLOCK_SIZE",
+    "example_rng",
+    "example_midi_note",
+    "sampling_rules_hash",
+]
+
+# Bump when sampling changes in a way the tables below do not show (it is part of every dataset's
+# generation fingerprint, so a resumed run never mixes examples drawn by different rules).
+SAMPLER_VERSION = 1
+LHS_BLOCK_SIZE = 256
 
 # Raw-unit ranges that replace a control's full range, and the chance it is left at its default.
 # (lo, hi, p_default); None for lo/hi keeps the control's own bound.
@@ -131,6 +151,16 @@ CATEGORICAL_WEIGHTS: dict[str, dict[int, float]] = {
     "osc_N_stack_style": {0: 10, **{i: 1 for i in range(1, 11)}},
 }
 
+# Spectral morph types that remove partials: on a wave with few harmonics (the sine..triangle region of
+# Basic Shapes, wave frame below 128) they silence the oscillator (-55 to -170 dBFS), and High Pass above
+# amount 0.6 silences any wave. Where a random example draws one of them outside these limits, the type
+# is redrawn from the other types (docs/DATA.md). Values: raw type -> (minimum wave frame, maximum amount).
+MORPH_LIMITS: dict[int, tuple[float, float]] = {
+    1: (128.0, 1.0),  # Vocode
+    6: (128.0, 1.0),  # Random Amplitudes
+    8: (128.0, 0.6),  # High Pass
+}
+
 GEOMETRIC_MEAN_CONNECTIONS = 6.0
 MAX_CONNECTIONS = 20
 ACTIVE_DESTINATION_SHARE = 0.8
@@ -152,8 +182,33 @@ def _lookup(table: dict, name: str):
 
 
 def example_rng(seed: int, index: int, tier: int, stream: int = 0) -> np.random.Generator:
-    """The random generator of one example: a pure function of its coordinates."""
+    """The random generator of one example: a pure function of its coordinates.
+
+    Streams: 0 the preset, 1 the Latin hypercube jitter, 2 the MIDI note.
+    """
     return np.random.default_rng([int(seed), int(tier), int(index), int(stream)])
+
+
+def example_midi_note(seed: int, index: int, tier: int, midi_notes: Sequence[int]) -> int:
+    """The MIDI note example `index` is rendered at: uniform over `midi_notes`, a pure function."""
+    notes = tuple(int(n) for n in midi_notes)
+    if not notes:
+        raise ValueError("midi_notes is empty")
+    return notes[int(example_rng(seed, index, tier, 2).integers(len(notes)))]
+
+
+def sampling_rules_hash() -> str:
+    """A hash of the sampling rules (the tables above and SAMPLER_VERSION), for fingerprints."""
+    rules = {
+        "version": SAMPLER_VERSION,
+        "constraints": CONSTRAINTS,
+        "switches": SWITCH_PROBABILITIES,
+        "categorical": {k: {str(x): w for x, w in v.items()} for k, v in CATEGORICAL_WEIGHTS.items()},
+        "modulation": [GEOMETRIC_MEAN_CONNECTIONS, MAX_CONNECTIONS, ACTIVE_DESTINATION_SHARE],
+        "morph_limits": {str(k): v for k, v in MORPH_LIMITS.items()},
+    }
+    text = json.dumps(rules, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -172,10 +227,13 @@ class PresetSampler:
     Args:
         tier: 1, 2 or 3.
         seed: dataset seed.
-        community: presets to breed from (sorted by name for reproducibility); empty for none.
+        community: presets to breed from (sorted by name and content for reproducibility); empty for none.
         community_share: fraction of examples bred from them.
         block_size: Latin hypercube block size (consecutive indices stratified together).
         base: structured base of every example ("basic_shapes": sine/triangle/saw/square wavetable).
+
+    A sampler pickles compactly (the community presets travel as their tier vectors), so it can be
+    sent to worker processes.
     """
 
     def __init__(
@@ -184,7 +242,7 @@ class PresetSampler:
         seed: int = 0,
         community: Sequence[Preset] = (),
         community_share: float = 0.3,
-        block_size: int = 256,
+        block_size: int = LHS_BLOCK_SIZE,
         base: str = "basic_shapes",
         space: ParamSpace | None = None,
     ):
@@ -196,15 +254,36 @@ class PresetSampler:
             raise ValueError(f"block_size must be >= 2, got {block_size}")
         self.tier = tier
         self.seed = int(seed)
-        self.space = space or param_space()
-        self.ts: TierSpace = self.space.tier(tier)
         self.base_name = base
-        self.base = base_preset(base)
-        self.community = sorted(community, key=lambda p: (p.name, p.content_hash()))
-        self.community_share = community_share if self.community else 0.0
         self.block_size = int(block_size)
+        self._setup(space)
+        ordered = sorted(community, key=lambda p: (p.name, p.content_hash()))
+        # Breeding uses only the parents' tier vectors and names.
+        self.community_names: tuple[str, ...] = tuple(p.name for p in ordered)
+        self.community_hashes: tuple[str, ...] = tuple(p.content_hash() for p in ordered)
+        self._parents: list[ParamVector] = [p.to_vector(self.ts, self.space) for p in ordered]
+        self.community_share = community_share if ordered else 0.0
+
+    def _setup(self, space: ParamSpace | None = None) -> None:
+        self.space = space or param_space()
+        self.ts: TierSpace = self.space.tier(self.tier)
+        self.base = base_preset(self.base_name)
         self._ranges = self._constrained_ranges()
         self._block_strata = functools.lru_cache(maxsize=4)(self._strata)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for k in ("space", "ts", "base", "_ranges", "_block_strata"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    @property
+    def n_community(self) -> int:
+        return len(self._parents)
 
     # -- continuous: blocked Latin hypercube ------------------------------------------------------
     def _constrained_ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -237,7 +316,7 @@ class PresetSampler:
         if index < 0:
             raise ValueError(f"example index must be >= 0, got {index}")
         rng = example_rng(self.seed, index, self.tier)
-        if self.community and rng.random() < self.community_share:
+        if self._parents and rng.random() < self.community_share:
             preset, parents = self._breed(rng, index)
             return SampledExample(index, preset, "bred", parents)
         return SampledExample(index, self._random(rng, index), "random")
@@ -251,10 +330,15 @@ class PresetSampler:
         defaults = np.array([ps[n].default for n in ts.continuous])
         raw = np.where(keep_default, defaults, raw)
         values = dict(self.base.values)
-        for n, x in zip(ts.continuous, raw):
-            values[n] = ps[n].clamp(x)
+        clamped = np.array([ps[n].clamp(x) for n, x in zip(ts.continuous, raw)])
+        # What is rendered is exactly what a dataset stores (float32 normalized vectors, as in
+        # Preset.to_vector / from_vector), so Dataset.preset(i) rebuilds this very preset.
+        stored = ts.cont_to_unit(clamped).astype(np.float32)
+        for n, x in zip(ts.continuous, ts.cont_from_unit(stored.astype(np.float64))):
+            values[n] = float(x)
         for n in ts.categorical:
             values[n] = self._categorical(rng, n)
+        self._audible_morphs(rng, values)
         self._ensure_oscillator(rng, values)
         preset = self.base.with_values(values)
         if ts.has_modulation:
@@ -271,6 +355,22 @@ class PresetSampler:
             w = np.array(list(weights.values()), float)
             return c.clamp(rng.choice(keys, p=w / w.sum()))
         return c.raw_of_index(int(rng.integers(c.n_options)))
+
+    def _audible_morphs(self, rng: np.random.Generator, values: dict) -> None:
+        """Redraw spectral morph types that would silence their oscillator (MORPH_LIMITS)."""
+        for k in (1, 2, 3):
+            name = f"osc_{k}_spectral_morph_type"
+            if name not in self.ts.categorical:
+                continue
+            limits = MORPH_LIMITS.get(int(values[name]))
+            frame, amount = values[f"osc_{k}_wave_frame"], values[f"osc_{k}_spectral_morph_amount"]
+            if limits is not None and (frame < limits[0] or amount > limits[1]):
+                weights = {
+                    t: w for t, w in _lookup(CATEGORICAL_WEIGHTS, name).items() if t not in MORPH_LIMITS
+                }
+                keys = np.array(list(weights), float)
+                w = np.array(list(weights.values()), float)
+                values[name] = self.space[name].clamp(rng.choice(keys, p=w / w.sum()))
 
     def _ensure_oscillator(self, rng: np.random.Generator, values: dict) -> None:
         oscs = [n for n in ("osc_1_on", "osc_2_on", "osc_3_on") if n in self.ts.categorical]
@@ -304,24 +404,20 @@ class PresetSampler:
             if (src, dst) in pairs or src == self.space[dst].module:
                 continue  # no duplicates, no self-modulation of a source's own controls
             pairs.add((src, dst))
-            mods.append(
-                Modulation(
-                    src,
-                    dst,
-                    amount=float(rng.uniform(-1, 1)),
-                    bipolar=bool(rng.random() < 0.5),
-                    power=float(rng.uniform(-10, 10)),
-                    stereo=bool(rng.random() < 0.2),
-                )
-            )
+            # amount and power as a dataset stores them (float32 in [0, 1]), see Preset.to_vector
+            amount = float(np.float32((rng.uniform(-1, 1) + 1) / 2)) * 2 - 1
+            bipolar = bool(rng.random() < 0.5)
+            power = float(np.float32((rng.uniform(-10, 10) + 10) / 20)) * 20 - 10
+            mods.append(Modulation(src, dst, amount, bipolar, power, stereo=bool(rng.random() < 0.2)))
         return mods
 
     # -- breeding from community presets ---------------------------------------------------------
     def _breed(self, rng: np.random.Generator, index: int) -> tuple[Preset, tuple[str, ...]]:
         ts, ps = self.ts, self.space
-        i, j = rng.choice(len(self.community), size=2, replace=len(self.community) < 2)
-        a, b = self.community[int(i)], self.community[int(j)]
-        va, vb = a.to_vector(ts, ps), b.to_vector(ts, ps)
+        n = len(self._parents)
+        i, j = (int(k) for k in rng.choice(n, size=2, replace=n < 2))
+        va, vb = self._parents[i], self._parents[j]
+        name_a, name_b = self.community_names[i], self.community_names[j]
         cont, cat = va.continuous.astype(np.float64).copy(), va.categorical.copy()
         modules = sorted({ps[n].module for n in ts.names})
         module_of_cont = np.array([ps[n].module for n in ts.continuous])
@@ -351,5 +447,5 @@ class PresetSampler:
         )
         values = dict(child.values)
         self._ensure_oscillator(rng, values)
-        child = child.with_values(values).with_meta(preset_name=f"bred {a.name} x {b.name}")
-        return child, (a.name, b.name)
+        child = child.with_values(values).with_meta(preset_name=f"bred {name_a} x {name_b}")
+        return child, (name_a, name_b)

@@ -23,6 +23,11 @@ Layout (schema version 1). N examples, Nc continuous and Nk categorical paramete
     preset_data/keys (K,) S40, preset_data/json (K,) str   structured data, de-duplicated by content
     rejections                          attrs: count per reason; dataset `rejected` (seed_index, reason)
 
+Files written by `generate` also carry, as root attributes, `generate_fingerprint` (a hash of everything
+that decides the rows), `generate_config` (that configuration as JSON) and `index_start`/`index_stop`
+(the generator indices the file covers: each one is a row or a rejection). `merge_datasets` keeps them
+when its inputs are consecutive pieces of one generation, so merged shards equal a single-machine run.
+
 Files are written by one writer at a time; generation writes small part files atomically and
 assembles them (see `generate`), so a killed run never leaves a torn file.
 """
@@ -30,6 +35,7 @@ assembles them (see `generate`), so a killed run never leaves a torn file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,6 +62,8 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "merge_datasets",
+    "generation_info",
+    "GENERATION_ATTRS",
     "audio_to_storage",
     "audio_from_storage",
 ]
@@ -67,6 +75,7 @@ REJECTION_REASONS = ("silent", "clipped", "nonfinite", "error", "timeout", "cras
 # Structured items kept per preset: Vital JSON keys of the wavetables, the LFO shapes and the sample.
 ASSET_KINDS = ("wavetables", "lfos", "sample")
 _STR = h5py.string_dtype("utf-8")
+log = logging.getLogger(__name__)
 _REJECTED_DTYPE = np.dtype([("seed_index", "<i8"), ("reason", "u1")])
 
 
@@ -249,6 +258,9 @@ class ExampleRow:
 
 
 def audio_to_storage(audio: np.ndarray, dtype: str) -> np.ndarray:
+    """Float audio -> the stored dtype (int16 full scale 32767, or float16). Stored audio passes through."""
+    if isinstance(audio, np.ndarray) and audio.dtype == np.dtype(dtype):
+        return audio
     a = np.nan_to_num(np.asarray(audio, np.float32))
     if dtype == "int16":
         return np.round(np.clip(a, -1.0, 1.0) * 32767).astype(np.int16)
@@ -265,7 +277,8 @@ class DatasetWriter:
     """Appends rows to a dataset file (create with mode "w", extend an existing file with mode "a").
 
     Not crash-safe on its own (HDF5 is not): write to a temporary path and rename, as `generate` and
-    `merge_datasets` do, or use `atomic=True` to have the writer do so for a new file.
+    `merge_datasets` do, or use `atomic=True` to have the writer do so for a new file. `base_data`
+    replaces the base preset's structured data as the first /preset_data entry of a new file.
     """
 
     def __init__(
@@ -274,8 +287,10 @@ class DatasetWriter:
         schema: DatasetSchema | None = None,
         mode: str = "w",
         atomic: bool = False,
+        base_data: PresetData | None = None,
     ):
         self.path = Path(path)
+        self._base_data = base_data
         self._atomic_ctx = None
         self._data_keys: set[str] = set()
         target = self.path
@@ -342,7 +357,9 @@ class DatasetWriter:
         r.create_dataset("rejected", shape=(0,), maxshape=(None,), dtype=_REJECTED_DTYPE, chunks=(1024,))
         for reason in REJECTION_REASONS:
             r.attrs[reason] = 0
-        self._store_data(base_preset(s.base_preset).data)
+        # The first entry: the base preset's data, or the given one (a merge passes its first input's,
+        # so the result does not depend on the merging process: vita's init sample is random noise).
+        self._store_data(self._base_data or base_preset(s.base_preset).data)
 
     def __len__(self) -> int:
         return int(self.h5["audio"].shape[0])
@@ -416,6 +433,60 @@ class DatasetWriter:
         h["file"][n0:] = [r.file for r in rows]
         h["rms_db"][n0:] = rms.astype(np.float32)
         h["peak"][n0:] = peak.astype(np.float32)
+
+    def copy_from(self, src: Dataset, chunk: int = 512) -> None:
+        """Append every row and rejection of another dataset (same schema), in bulk.
+
+        Compressed audio chunks are copied as stored when both files use the same chunking and
+        filters (always the case for files this module wrote), otherwise decoded and re-encoded.
+        """
+        if diff := self.schema.differences(src.schema):
+            raise DatasetError(f"cannot copy {src.path} into {self.path}: schemas differ: {'; '.join(diff)}")
+        h, sh = self.h5, src.h5
+        raw_audio = _same_storage(sh["audio"], h["audio"])
+        columns = (
+            "continuous",
+            "categorical",
+            "midi_note",
+            "source",
+            "preset_hash",
+            "data_key",
+            "seed_index",
+            "name",
+            "file",
+            "rms_db",
+            "peak",
+        )
+        for a in range(0, len(src), chunk):
+            b = min(a + chunk, len(src))
+            k, n0 = b - a, len(self)
+            for key in {x.decode() for x in sh["data_key"][a:b]}:
+                self._store_data(src.preset_data(key))
+            mi = sh["mod_index"][a:b]
+            counts = mi[:, 1].astype(np.int64)
+            mods = _gather_modulations(sh["modulations"], mi[:, 0], counts)
+            m0 = h["modulations"].shape[0]
+            starts = m0 + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+            for name in ("audio", "mod_index", *columns):
+                h[name].resize((n0 + k, *h[name].shape[1:]))
+            for name in columns:
+                h[name][n0:] = sh[name][a:b]
+            h["mod_index"][n0:] = np.stack([starts, counts], 1)
+            if len(mods):
+                h["modulations"].resize((m0 + len(mods),))
+                h["modulations"][m0:] = mods
+            if raw_audio:
+                src_id, dst_id = sh["audio"].id, h["audio"].id
+                zeros = (0,) * (h["audio"].ndim - 1)
+                for j in range(k):
+                    mask, data = src_id.read_direct_chunk((a + j, *zeros))
+                    dst_id.write_direct_chunk((n0 + j, *zeros), data, mask)
+            else:
+                h["audio"][n0:] = audio_to_storage(
+                    audio_from_storage(sh["audio"][a:b]), self.schema.audio_dtype
+                )
+        rej = sh["rejections/rejected"][:]
+        self.reject((int(x["seed_index"]), REJECTION_REASONS[int(x["reason"])]) for x in rej)
 
     def reject(self, items: Iterable[tuple[int, str]]) -> None:
         """Record rejected generator indices with their reasons."""
@@ -642,21 +713,99 @@ class Dataset:
     def rejections(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.h5["rejections"].attrs.items()}
 
+    def rejected(self) -> np.ndarray:
+        """The rejected generator indices with their reasons: (seed_index, reason index) records."""
+        return self.h5["rejections/rejected"][:]
+
+    @property
+    def generation(self) -> dict | None:
+        """How `generate` made this file (fingerprint, config, index range), or None."""
+        return generation_info(self.h5.attrs)
+
     def column(self, name: str) -> np.ndarray:
         """A whole per-example column (midi_note, source, rms_db, seed_index, ...)."""
         return self.h5[name][:]
 
 
-def merge_datasets(output: str | os.PathLike, inputs: Sequence[str | os.PathLike], chunk: int = 512) -> Path:
-    """Concatenate datasets with identical schemas into `output` (written atomically).
+GENERATION_ATTRS = ("generate_fingerprint", "generate_config", "index_start", "index_stop")
+
+
+def generation_info(attrs: h5py.AttributeManager) -> dict | None:
+    """The generation attributes of a file written by `generate` (None for other files)."""
+    if "generate_fingerprint" not in attrs:
+        return None
+    fp, cfg = attrs["generate_fingerprint"], attrs.get("generate_config", "{}")
+    return {
+        "fingerprint": fp.decode() if isinstance(fp, bytes) else str(fp),
+        "config": json.loads(cfg.decode() if isinstance(cfg, bytes) else str(cfg)),
+        "index_start": int(attrs["index_start"]),
+        "index_stop": int(attrs["index_stop"]),
+    }
+
+
+def _merged_generation(readers: Sequence[Dataset]) -> dict | None:
+    """Generation attrs for a merge: kept when the inputs are consecutive ranges of one generation.
 
     Raises:
-        DatasetError: a missing input, or schemas that differ (tier, sample rate, names, ranges...).
+        DatasetError: inputs of the same generation whose index ranges overlap (duplicate examples).
+    """
+    infos = [generation_info(r.h5.attrs) for r in readers]
+    if any(i is None for i in infos):
+        return None
+    if len({i["fingerprint"] for i in infos}) != 1:
+        log.info(
+            "merging datasets of different generation settings: the result has no generation fingerprint"
+        )
+        return None
+    ranges = sorted((i["index_start"], i["index_stop"], str(r.path)) for i, r in zip(infos, readers))
+    for (_, a1, pa), (b0, b1, pb) in zip(ranges, ranges[1:]):
+        if b0 < a1:
+            raise DatasetError(
+                f"cannot merge {pb} and {pa}: both hold generator indices [{b0}, {min(a1, b1)}) of the same "
+                "generation (duplicate examples); merge each shard once"
+            )
+    ordered = [(i["index_start"], i["index_stop"]) for i in infos]
+    contiguous = all(a[1] == b[0] for a, b in zip(ordered, ordered[1:]))
+    if not contiguous:
+        log.info("the merged shards are not consecutive in order: the result has no generation index range")
+        return None
+    return {
+        "generate_fingerprint": infos[0]["fingerprint"],
+        "generate_config": json.dumps(infos[0]["config"], sort_keys=True),
+        "index_start": ordered[0][0],
+        "index_stop": ordered[-1][1],
+    }
+
+
+def merge_datasets(
+    output: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    chunk: int = 512,
+    attrs: dict | None = None,
+) -> Path:
+    """Concatenate datasets with identical schemas into `output` (written atomically).
+
+    Rows are copied in bulk and compressed audio chunks are copied as they are (no decode/encode), so
+    assembling a large dataset costs about a file copy. Generation attributes are kept when the inputs
+    are consecutive pieces of one generation (shards or parts, in index order).
+
+    Args:
+        output: the merged file.
+        inputs: dataset files, in the order their rows are wanted.
+        chunk: rows copied at a time.
+        attrs: extra root attributes of the output.
+
+    Raises:
+        DatasetError: a missing input, schemas that differ (tier, sample rate, names, ranges...), or
+            pieces of one generation that overlap.
     """
     if not inputs:
         raise DatasetError("merge needs at least one input dataset")
-    readers = [Dataset(p) for p in inputs]
+    out = Path(output)
+    readers = []
     try:
+        for p in inputs:
+            readers.append(Dataset(p))
         schema = readers[0].schema
         for r in readers[1:]:
             diff = schema.differences(r.schema)
@@ -664,40 +813,44 @@ def merge_datasets(output: str | os.PathLike, inputs: Sequence[str | os.PathLike
                 raise DatasetError(
                     f"cannot merge {r.path} into {readers[0].path}: schemas differ: " + "; ".join(diff)
                 )
+        generation = _merged_generation(readers)
         notes = sorted({n for r in readers for n in r.schema.midi_notes})
         merged_schema = DatasetSchema(**{**asdict(schema), "midi_notes": tuple(notes)})
-        out = Path(output)
-        with DatasetWriter(out, merged_schema, mode="w", atomic=True) as w:
+        first = readers[0].h5["preset_data/keys"]
+        base_data = readers[0].preset_data(first[0].decode()) if len(first) else None
+        with DatasetWriter(out, merged_schema, mode="w", atomic=True, base_data=base_data) as w:
             for r in readers:
-                _copy_rows(r, w, chunk)
+                w.copy_from(r, chunk)
+            w.set_attrs(**(generation or {}), **(attrs or {}))
         return out
     finally:
         for r in readers:
             r.close()
 
 
-def _copy_rows(src: Dataset, dst: DatasetWriter, chunk: int) -> None:
-    h = src.h5
-    for a in range(0, len(src), chunk):
-        b = min(a + chunk, len(src))
-        rows = []
-        for i in range(a, b):
-            data_key = h["data_key"][i].decode()
-            rows.append(
-                ExampleRow(
-                    audio=src.audio(i),
-                    continuous=h["continuous"][i],
-                    categorical=h["categorical"][i],
-                    modulation=src.modulation(i),
-                    midi_note=int(h["midi_note"][i]),
-                    source=SOURCES[int(h["source"][i])],
-                    preset_hash=h["preset_hash"][i].decode(),
-                    seed_index=int(h["seed_index"][i]),
-                    name=src.name(i),
-                    file=src.row_info(i)["file"],
-                    data=src.preset_data(data_key),
-                )
-            )
-        dst.append(rows)
-    rej = h["rejections/rejected"][:]
-    dst.reject((int(x["seed_index"]), REJECTION_REASONS[int(x["reason"])]) for x in rej)
+def _same_storage(a: h5py.Dataset, b: h5py.Dataset) -> bool:
+    """True when chunks of `a` can be copied into `b` byte for byte."""
+    return (
+        a.dtype == b.dtype
+        and a.shape[1:] == b.shape[1:]
+        and a.chunks == b.chunks
+        and a.chunks is not None
+        and a.chunks[0] == 1
+        and a.chunks[1:] == a.shape[1:]
+        and a.compression == b.compression
+        and a.compression_opts == b.compression_opts
+        and a.shuffle == b.shuffle
+        and a.fletcher32 == b.fletcher32
+        and a.scaleoffset == b.scaleoffset
+    )
+
+
+def _gather_modulations(ds: h5py.Dataset, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The modulation rows of consecutive examples, given their [start, count] (one read when contiguous)."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, MOD_DTYPE)
+    starts = starts.astype(np.int64)
+    lo, hi = int(starts[counts > 0].min()), int((starts + counts)[counts > 0].max())
+    block = ds[lo:hi]
+    return np.concatenate([block[s - lo : s - lo + c] for s, c in zip(starts, counts) if c])
