@@ -105,7 +105,9 @@ def main() -> None:
         for w in counts:
             raw, raw_load = raw_rate(args.tier, args.count, w, args.seed)
             out = Path(tmp) / f"w{w}.h5"
-            report, seconds, gen_load = generate_rate(args.tier, args.count, w, args.part_size, args.seed, out)
+            report, seconds, gen_load = generate_rate(
+                args.tier, args.count, w, args.part_size, args.seed, out
+            )
             attempted = report.attempted / seconds
             accepted = report.accepted / seconds
             rows.append(
@@ -142,7 +144,14 @@ def main() -> None:
         size = out.stat().st_size
         print_table(
             ["accepted examples", "file MB", "bytes per example", "shuffled batch of 64 (ms, page cache)"],
-            [[report.accepted, round(size / 1e6, 1), round(size / report.accepted), round(read_batch_ms(out), 1)]],
+            [
+                [
+                    report.accepted,
+                    round(size / 1e6, 1),
+                    round(size / report.accepted),
+                    round(read_batch_ms(out), 1),
+                ]
+            ],
             title="Storage",
         )
 

@@ -13,8 +13,9 @@ from tests.conftest import EXAMPLES_DIR
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "synthmatch", *args], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "synthmatch", *args], capture_output=True, text=True, timeout=300
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -37,7 +38,16 @@ def test_params_tier1_json():
 
 def test_render_command(tmp_path):
     out = tmp_path / "reese.wav"
-    run("render", "presets/community/TechnoReese.vital", "-o", str(out), "--midi-note", "36", "--duration", "1")
+    run(
+        "render",
+        "presets/community/TechnoReese.vital",
+        "-o",
+        str(out),
+        "--midi-note",
+        "36",
+        "--duration",
+        "1",
+    )
     audio, sr = sf.read(out)
     assert sr == 44100 and len(audio) == 44100
 

@@ -96,16 +96,34 @@ def _add_render(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------------
 # infer
 def _run_infer(args: argparse.Namespace) -> int:
+    """Match a one-shot sound (or every audio file in a folder) with a Vital preset.
+
+    Reads the target (any format, rate and channel count), estimates its pitch and note length, starts
+    from a model's prediction (-c CKPT, or the bundled default model) or a preset (--start init |
+    PRESET.vital), optionally refines with CMA-ES against the real synth (--refine), and writes the .vital
+    preset, plus the match's WAV and a spectrogram PNG (--render) and a Markdown tutorial (--tutorial).
+    Exit status: 0 when every input matched, 1 when some inputs of a folder failed, 2 on an error.
+    """
     from synthmatch.inference.pipeline import InferConfig, run_infer
 
     cfg = InferConfig(
         inputs=tuple(args.input),
         output=args.output,
+        checkpoint=args.checkpoint,
         start=args.start,
+        tier=args.tier,
         midi_note=args.midi_note,
         note_duration_s=args.note_duration,
+        refine=args.refine,
+        refine_evals=args.refine_evals,
+        refine_timeout_s=args.refine_timeout,
+        refine_sigma=args.refine_sigma,
         render=args.render,
+        tutorial=args.tutorial,
         sample_rate=args.sample_rate,
+        workers=args.workers,
+        seed=args.seed,
+        progress=sys.stderr.isatty(),
     )
     results = run_infer(cfg)
     if args.json:
@@ -113,10 +131,24 @@ def _run_infer(args: argparse.Namespace) -> int:
         print()
     else:
         for r in results:
-            outputs = ", ".join(str(p) for p in (r.preset_path, r.audio_path) if p)
-            print(f"{r.input}: {('error: ' + r.error) if r.error else '-> ' + outputs}")
-    failed = [r for r in results if r.error]
-    return 1 if failed else 0
+            if r.error:
+                print(f"{r.input}: error: {r.error}")
+                continue
+            info = r.info
+            loss = ""
+            ref = info.get("refine") or {}
+            if ref and not ref.get("skipped"):
+                loss = f", loss {ref['initial_loss']:.3f} -> {ref['final_loss']:.3f} ({ref['n_evals']} evals)"
+            if "match_distance" in info:
+                loss += f", distance {info['match_distance']:.3f}"
+            paths = list(r.outputs.values())
+            outputs = f"{paths[0].with_suffix('')}.{{{','.join(p.suffix[1:] for p in paths)}}}"
+            print(
+                f"{r.input}: MIDI {info.get('midi_note')}{loss} -> {outputs if len(paths) > 1 else paths[0]}"
+            )
+        if len(results) > 1:
+            print(f"matched {sum(not r.error for r in results)} of {len(results)} files into {args.output}")
+    return 1 if any(r.error for r in results) else 0
 
 
 def _add_infer(p: argparse.ArgumentParser) -> None:
@@ -128,13 +160,51 @@ def _add_infer(p: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         default=Path("out"),
-        help="a .vital file (single input) or a folder for the results (default: out/)",
+        help="a .vital file (single input; the WAV, PNG and .md go beside it) or a folder (default: out/)",
     )
-    p.add_argument("--start", default="init", help="starting point: 'init' or a .vital preset")
-    p.add_argument("--midi-note", type=int, help="MIDI note of the target (default: 60)")
-    p.add_argument("--note-duration", type=float, help="seconds the key is held in the render")
-    p.add_argument("--render", action="store_true", help="also write the match as WAV")
-    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument(
+        "-c",
+        "--checkpoint",
+        type=Path,
+        help="model checkpoint to predict the starting preset (default: the bundled model, if any)",
+    )
+    p.add_argument(
+        "--start", help="start from 'init' (Vital's init preset) or a .vital preset instead of a model"
+    )
+    p.add_argument(
+        "--tier",
+        type=int,
+        choices=(1, 2, 3),
+        help="parameter space refined without a model (default 2; a model brings its own)",
+    )
+    p.add_argument("--midi-note", type=int, help="MIDI note of the target (default: estimated)")
+    p.add_argument("--note-duration", type=float, help="seconds the key is held (default: estimated)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--refine",
+        dest="refine",
+        action="store_true",
+        help="refine the start with CMA-ES against the real synth",
+    )
+    g.add_argument("--no-refine", dest="refine", action="store_false", help="no refinement (default)")
+    p.set_defaults(refine=False)
+    p.add_argument("--refine-evals", type=int, default=500, help="refinement budget in renders (default 500)")
+    p.add_argument(
+        "--refine-timeout", type=float, default=60.0, help="refinement time limit in seconds (default 60)"
+    )
+    p.add_argument(
+        "--refine-sigma",
+        type=float,
+        default=0.1,
+        help="CMA-ES initial step in normalized [0, 1] units (default 0.1)",
+    )
+    p.add_argument("--render", action="store_true", help="also write the match as WAV and a spectrogram PNG")
+    p.add_argument(
+        "--tutorial", action="store_true", help="also write a Markdown guide to rebuild it in Vital"
+    )
+    p.add_argument("--sample-rate", type=int, help="render rate in Hz (default: the model's, else 44100)")
+    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+    p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
 
@@ -172,7 +242,9 @@ def _run_compute_weights(args: argparse.Namespace) -> int:
 
 
 def _add_compute_weights(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-d", "--dataset", type=Path, required=True, help="dataset .h5 file (weights are stored in it)")
+    p.add_argument(
+        "-d", "--dataset", type=Path, required=True, help="dataset .h5 file (weights are stored in it)"
+    )
     p.add_argument("--n-base", type=int, default=8, help="base presets to average over")
     p.add_argument("--delta", type=float, default=0.15, help="normalized step of each parameter")
     p.add_argument("--seed", type=int, default=0)
@@ -182,16 +254,36 @@ def _run_train(args: argparse.Namespace) -> int:
     from synthmatch.training.loop import TrainConfig, train
 
     cfg = TrainConfig(
-        dataset=args.dataset, output_dir=args.output_dir, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip,
-        gradient_accumulation_steps=args.gradient_accumulation_steps, label_smoothing=args.label_smoothing,
-        dropout=args.dropout, model_size=args.model_size, early_stopping_patience=args.early_stopping_patience,
-        num_workers=args.num_workers, seed=args.seed, device=args.device, val_fraction=args.val_fraction,
-        init_from=args.init_from, freeze=args.freeze, resume=args.resume,
-        perceptual_weights=args.perceptual_weights, categorical_weight=args.categorical_weight,
-        compute_spectral_metrics=args.compute_spectral_metrics, spectral_examples=args.spectral_examples,
-        log_audio_every=args.log_audio_every, wandb_project=args.wandb_project, wandb_mode=args.wandb_mode,
-        max_steps=args.max_steps, threads=args.threads, checkpoint_every_minutes=args.checkpoint_every_minutes,
+        dataset=args.dataset,
+        output_dir=args.output_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        grad_clip=args.grad_clip,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        label_smoothing=args.label_smoothing,
+        dropout=args.dropout,
+        model_size=args.model_size,
+        early_stopping_patience=args.early_stopping_patience,
+        num_workers=args.num_workers,
+        seed=args.seed,
+        device=args.device,
+        val_fraction=args.val_fraction,
+        init_from=args.init_from,
+        freeze=args.freeze,
+        resume=args.resume,
+        perceptual_weights=args.perceptual_weights,
+        categorical_weight=args.categorical_weight,
+        compute_spectral_metrics=args.compute_spectral_metrics,
+        spectral_examples=args.spectral_examples,
+        log_audio_every=args.log_audio_every,
+        wandb_project=args.wandb_project,
+        wandb_mode=args.wandb_mode,
+        max_steps=args.max_steps,
+        threads=args.threads,
+        checkpoint_every_minutes=args.checkpoint_every_minutes,
     )
     summary = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -201,14 +293,23 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--dataset", type=Path, required=True, help="dataset .h5 (precompute-mels first)")
-    p.add_argument("-o", "--output-dir", type=Path, default=Path("checkpoints"),
-                   help="run folder: checkpoints, metrics.jsonl, config.json (default: checkpoints/)")
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("checkpoints"),
+        help="run folder: checkpoints, metrics.jsonl, config.json (default: checkpoints/)",
+    )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64, help="per process")
-    p.add_argument("--lr", type=float, default=1e-3,
-                   help="peak learning rate (AdamW). Not scaled with the number of DDP processes: "
-                        "under torchrun the effective batch is batch-size x processes x accumulation; scale --lr "
-                        "yourself if you want to")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        help="peak learning rate (AdamW). Not scaled with the number of DDP processes: "
+        "under torchrun the effective batch is batch-size x processes x accumulation; scale --lr "
+        "yourself if you want to",
+    )
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up, then cosine decay")
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (0: off)")
@@ -216,7 +317,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--model-size", default="small", help="tiny, small, base or large")
-    p.add_argument("--early-stopping-patience", type=int, default=0, help="epochs without improvement (0: off)")
+    p.add_argument(
+        "--early-stopping-patience", type=int, default=0, help="epochs without improvement (0: off)"
+    )
     p.add_argument("--num-workers", type=int, default=0, help="data loader processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -227,17 +330,29 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-freeze", dest="freeze", action="store_false", help="train every layer (default)")
     p.set_defaults(freeze=False)
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/latest.safetensors")
-    p.add_argument("--perceptual-weights", action="store_true",
-                   help="weight the continuous loss by the dataset's compute-weights")
+    p.add_argument(
+        "--perceptual-weights",
+        action="store_true",
+        help="weight the continuous loss by the dataset's compute-weights",
+    )
     p.add_argument("--categorical-weight", type=float, default=0.2)
-    p.add_argument("--compute-spectral-metrics", action="store_true",
-                   help="render validation predictions through Vital and score them each epoch")
+    p.add_argument(
+        "--compute-spectral-metrics",
+        action="store_true",
+        help="render validation predictions through Vital and score them each epoch",
+    )
     p.add_argument("--spectral-examples", type=int, default=16)
-    p.add_argument("--log-audio-every", type=int, default=0, help="write target/prediction WAVs every K epochs")
+    p.add_argument(
+        "--log-audio-every", type=int, default=0, help="write target/prediction WAVs every K epochs"
+    )
     p.add_argument("--wandb-project", help="also log to Weights & Biases")
     p.add_argument("--wandb-mode", choices=("online", "offline", "disabled"))
-    p.add_argument("--checkpoint-every-minutes", type=float, default=10.0,
-                   help="also save latest.safetensors mid-epoch this often (resume continues mid-epoch)")
+    p.add_argument(
+        "--checkpoint-every-minutes",
+        type=float,
+        default=10.0,
+        help="also save latest.safetensors mid-epoch this often (resume continues mid-epoch)",
+    )
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many optimizer steps (debug)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
@@ -302,7 +417,9 @@ def _add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
     p.add_argument("--tier", type=int, choices=(1, 2, 3), help="parameter tier (default 3, or the file's)")
     p.add_argument(
-        "--midi-notes", type=_midi_notes, help="notes to render each preset at (default 48,60,72, or the file's)"
+        "--midi-notes",
+        type=_midi_notes,
+        help="notes to render each preset at (default 48,60,72, or the file's)",
     )
     p.add_argument("--append", action="store_true", help="add to an existing dataset (its schema must match)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -311,7 +428,10 @@ def _add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--note-duration", type=float, help="seconds the key is held (default 1.5, or the file's)")
     p.add_argument("--workers", type=int, help="render threads (default: every core)")
     p.add_argument(
-        "--silence-db", type=float, default=-60.0, help="skip renders quieter than this RMS (dBFS, default -60)"
+        "--silence-db",
+        type=float,
+        default=-60.0,
+        help="skip renders quieter than this RMS (dBFS, default -60)",
     )
     p.add_argument("--stereo", action="store_true", help="store stereo audio (new files)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -336,9 +456,163 @@ def _run_preview(args: argparse.Namespace) -> int:
 
 
 def _add_preview(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", type=Path, nargs="?", default=Path("."), help="a dataset .h5 file or a folder (default .)")
-    p.add_argument("--export-dir", type=Path, default=Path("."), help="where `w` writes WAV files (default .)")
+    p.add_argument(
+        "path", type=Path, nargs="?", default=Path("."), help="a dataset .h5 file or a folder (default .)"
+    )
+    p.add_argument(
+        "--export-dir", type=Path, default=Path("."), help="where `w` writes WAV files (default .)"
+    )
     p.add_argument("--page-size", type=int, default=200, help="table rows read at a time")
+
+
+# ---------------------------------------------------------------------------------------------------
+# generate, merge, inspect
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shard like 0/4 (shard i of N), got {text!r}") from None
+    return i, n
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    """Render a training dataset: sampled Vital presets (tier 1-3, optionally bred from community presets)
+    rendered by worker processes. Work is kept in OUTPUT.parts/ as complete parts: an interrupted run
+    (Ctrl-C, kill -9) resumes with the same command and ends with exactly the file an uninterrupted run
+    writes. A worker that crashes or hangs is replaced and its example recorded as rejected.
+    `--shard i/N` renders one of N contiguous shares; `synthmatch merge` joins the shards.
+    """
+    from synthmatch.datagen.generate import GenerateConfig, generate
+
+    cfg = GenerateConfig(
+        output=args.output,
+        n=args.n,
+        tier=args.tier,
+        workers=args.workers,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
+        duration_s=args.duration,
+        note_duration_s=args.note_duration,
+        midi_notes=args.midi_notes,
+        community_dirs=tuple(args.community_dir or ()),
+        community_share=args.community_share,
+        include_test_presets=args.include_test_presets,
+        shard=args.shard,
+        audio_dtype=args.audio_dtype,
+        stereo=args.stereo,
+        silence_db=args.silence_db,
+        timeout_s=args.timeout,
+        part_size=args.part_size,
+        overwrite=args.overwrite,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    report = generate(cfg)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=1)
+        print()
+    else:
+        print(report.format())
+    return 0
+
+
+def _add_generate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
+    p.add_argument("-n", type=int, required=True, help="generator indices of the whole dataset (all shards)")
+    p.add_argument("--tier", type=int, choices=(1, 2, 3), default=3, help="parameter tier (default 3)")
+    p.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-rate", type=int, default=44100, help="Hz (default 44100)")
+    p.add_argument("--duration", type=float, default=2.0, help="seconds rendered (default 2.0)")
+    p.add_argument("--note-duration", type=float, default=1.5, help="seconds the key is held (default 1.5)")
+    p.add_argument("--midi-notes", type=_midi_notes, default=(48, 60, 72), help="default 48,60,72")
+    p.add_argument(
+        "--community-dir",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="breed a share of the examples from the .vital presets here (repeatable)",
+    )
+    p.add_argument("--community-share", type=float, default=0.3, help="share of bred examples (default 0.3)")
+    p.add_argument(
+        "--include-test-presets",
+        action="store_true",
+        help="also breed from the community presets reserved for evaluation",
+    )
+    p.add_argument(
+        "--shard", type=_shard, default=(0, 1), metavar="i/N", help="render shard i of N (default 0/1)"
+    )
+    p.add_argument("--audio-dtype", choices=("int16", "float16"), default="int16")
+    p.add_argument("--stereo", action="store_true", help="store stereo audio (default mono)")
+    p.add_argument(
+        "--silence-db",
+        type=float,
+        default=-60.0,
+        help="reject renders quieter than this RMS (dBFS, default -60)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per example before its worker is replaced"
+    )
+    p.add_argument("--part-size", type=int, default=256, help="examples per resumable part (default 256)")
+    p.add_argument("--overwrite", action="store_true", help="replace an OUTPUT made by a different command")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    """Join datasets (e.g. the shards of one generate run, in order) into one file, written atomically.
+    Refuses inputs whose schemas differ, and pieces of one generation that overlap.
+    """
+    from synthmatch.datagen.store import Dataset, merge_datasets
+
+    if args.output.exists() and not args.overwrite:
+        print(f"error: {args.output} exists; add --overwrite to replace it", file=sys.stderr)
+        return 2
+    out = merge_datasets(args.output, args.inputs)
+    with Dataset(out) as ds:
+        n, rej = len(ds), sum(ds.rejections().values())
+    print(f"wrote {out}: {n} examples ({rej} rejections recorded) from {len(args.inputs)} files")
+    return 0
+
+
+def _add_merge(p: argparse.ArgumentParser) -> None:
+    p.add_argument("output", type=Path, help="merged .h5 file to write")
+    p.add_argument("inputs", type=Path, nargs="+", help="dataset files, in order")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    """Summarise a dataset: counts per source and MIDI note, schema, levels, parameter statistics,
+    modulation counts and rejections; or, with --sample IDX, one example's parameters in Vital's display
+    text (and its audio with --wav).
+    """
+    from synthmatch.datagen.inspect import example_info, format_example, format_inspection, inspect_dataset
+
+    if args.sample is not None:
+        try:
+            info = example_info(args.file, args.sample, wav=args.wav)
+        except IndexError as exc:
+            print(f"error: {args.file}: {exc}", file=sys.stderr)
+            return 2
+        text = format_example(info)
+    else:
+        if args.wav:
+            print("error: --wav needs --sample IDX", file=sys.stderr)
+            return 2
+        info = inspect_dataset(args.file)
+        text = format_inspection(info)
+    if args.json:
+        json.dump(info, sys.stdout, indent=1)
+        print()
+    else:
+        print(text)
+    return 0
+
+
+def _add_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path, help="dataset .h5 file")
+    p.add_argument("--sample", type=int, metavar="IDX", help="describe example IDX")
+    p.add_argument("--wav", type=Path, metavar="PATH", help="with --sample: write its audio to this WAV file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 # (name, declare flags, run, one-line help)
@@ -347,12 +621,19 @@ _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
     ("render", _add_render, _run_render, "render a .vital preset (or 'init') to a WAV file"),
     ("infer", _add_infer, _run_infer, "match a sound (or a folder of sounds) with a Vital preset"),
     ("precompute-mels", _add_precompute_mels, _run_precompute_mels, "write a dataset's log-mel features"),
-    ("compute-weights", _add_compute_weights, _run_compute_weights,
-     "measure each parameter's perceptual importance and store it in the dataset"),
+    (
+        "compute-weights",
+        _add_compute_weights,
+        _run_compute_weights,
+        "measure each parameter's perceptual importance and store it in the dataset",
+    ),
     ("train", _add_train, _run_train, "train a model (CPU, GPU, or multi-GPU under torchrun)"),
     ("report", _add_report, _run_report, "draw a training run's curves to PNG"),
     ("ingest", _add_ingest, _run_ingest, "add community .vital presets to a dataset (rendered, same schema)"),
     ("preview", _add_preview, _run_preview, "browse a dataset: examples, parameters, waveform, playback"),
+    ("generate", _add_generate, _run_generate, "render a training dataset (parallel, resumable, shardable)"),
+    ("merge", _add_merge, _run_merge, "join datasets (e.g. generate shards) into one file"),
+    ("inspect", _add_inspect, _run_inspect, "summarise a dataset, or show one example's parameters"),
 ]
 
 

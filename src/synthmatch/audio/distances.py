@@ -3,6 +3,12 @@
 All distances work on mono float audio at one sample rate and compare log-mel magnitudes from
 `features.log_mel`, so they share the model's spectral front end. Lengths are matched by trimming to
 the shorter signal (a renderer and a target of the same duration differ by at most a few samples).
+
+`match_distance` is the distance between a target and its match that refinement minimises and
+evaluation reports (`mel_l1`): the multi-scale log-mel L1 of the two sounds loudness-normalised, since a
+user's recording level is arbitrary. `MultiScaleLogMel(target, sr, loudness_normalize=True)` computes
+it against a fixed target whose spectra are computed once (about 6 ms per 2 s candidate on one core,
+a fraction of a render).
 """
 
 from __future__ import annotations
@@ -12,9 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthmatch.audio.features import MelSettings, log_mel
+from synthmatch.audio.features import MelSettings, log_mel, normalize_loudness
 
-__all__ = ["log_mel_l1", "multiscale_log_mel_l1", "MultiScaleLogMel", "scales_for_windows_ms"]
+__all__ = [
+    "log_mel_l1",
+    "multiscale_log_mel_l1",
+    "MultiScaleLogMel",
+    "scales_for_windows_ms",
+    "match_distance",
+]
 
 
 def _match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,19 +64,26 @@ class MultiScaleLogMel:
         target: mono target audio.
         sample_rate: its sample rate.
         windows_ms: analysis windows (about 10, 25 and 100 ms by default).
+        loudness_normalize: compare the sounds at equal loudness (target and each candidate scaled to
+            the same RMS): the `match_distance` refinement minimises.
     """
 
     target: np.ndarray
     sample_rate: int
     windows_ms: Sequence[float] = (10, 25, 100)
+    loudness_normalize: bool = False
 
     def __post_init__(self) -> None:
         self.target = np.asarray(self.target, np.float32).reshape(-1)
+        if self.loudness_normalize:
+            self.target = normalize_loudness(self.target)
         self.scales = scales_for_windows_ms(self.sample_rate, self.windows_ms)
         self._target_specs = [log_mel(self.target, s) for s in self.scales]
 
     def __call__(self, candidate: np.ndarray) -> float:
         cand, _ = _match(candidate, self.target)
+        if self.loudness_normalize:
+            cand = normalize_loudness(cand)
         total = 0.0
         for s, tspec in zip(self.scales, self._target_specs):
             spec = log_mel(cand, s)
@@ -79,3 +98,9 @@ def multiscale_log_mel_l1(
     """Multi-scale log-mel L1 between two sounds (windows about 10/25/100 ms)."""
     a, b = _match(a, b)
     return MultiScaleLogMel(b, sample_rate, windows_ms)(a)
+
+
+def match_distance(target: np.ndarray, match: np.ndarray, sample_rate: int) -> float:
+    """How far a match sounds from its target: multi-scale log-mel L1 at equal loudness (0 = identical)."""
+    t, m = _match(target, match)
+    return MultiScaleLogMel(t, sample_rate, loudness_normalize=True)(m)

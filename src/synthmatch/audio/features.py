@@ -174,8 +174,9 @@ def log_mel(
     return out.cpu().numpy() if was_np else out
 
 
-def normalize_loudness(x: ArrayLike, target_db: float = FEATURE_LOUDNESS_DB, max_gain_db: float = 60.0
-                       ) -> ArrayLike:
+def normalize_loudness(
+    x: ArrayLike, target_db: float = FEATURE_LOUDNESS_DB, max_gain_db: float = 60.0
+) -> ArrayLike:
     """Scale (N,) or (B, N) audio so its RMS is `target_db` dBFS (gain capped at `max_gain_db`)."""
     if isinstance(x, torch.Tensor):
         rms = x.float().pow(2).mean(-1, keepdim=True).sqrt()
@@ -198,8 +199,9 @@ def fit_length(x: ArrayLike, n_samples: int) -> ArrayLike:
     return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
 
 
-def model_features(x: ArrayLike, settings: MelSettings = MelSettings(), device: str | torch.device | None = None
-                   ) -> ArrayLike:
+def model_features(
+    x: ArrayLike, settings: MelSettings = MelSettings(), device: str | torch.device | None = None
+) -> ArrayLike:
     """The model's input: log-mel of the loudness-normalised audio, (n_mels, T) or (B, n_mels, T).
 
     Training (precompute-mels), inference and evaluation all call this one function.

@@ -1,7 +1,15 @@
-"""Matching a target sound: read it, choose a starting preset, render, export.
+"""Matching a target sound: read it, find its pitch and timing, start, refine, export.
 
-`run_infer(InferConfig)` is what `synthmatch infer` calls. One failing input never stops a folder run;
-each result carries its error instead.
+`run_infer(InferConfig)` is what `synthmatch infer` calls; `match_target` matches one loaded target and
+is what other front ends (the web demo) call.
+
+The starting point is either a model's prediction (`-c CKPT`, or the bundled default model) or a preset
+(`--start init`, `--start PRESET.vital`); everything after it (refinement, export, render, tutorial,
+summary) only sees a `StartPoint`, so it does not care which. Without `-c`, `--start` or a bundled
+model, matching starts from Vital's init preset and says so.
+
+One failing input never stops a folder run: its result carries the error, the others go on, and the
+exit status says something failed. Outputs of an input are written only once all of them are ready.
 """
 
 from __future__ import annotations
@@ -10,68 +18,225 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from synthmatch.audio.io import AudioError, list_audio_files, load_audio, trim_leading_silence, write_wav
+from synthmatch.audio.io import AudioError, list_audio_files
+from synthmatch.audio.pitch import (
+    FALLBACK_MIDI_NOTE,
+    NoteTiming,
+    PitchEstimate,
+    estimate_pitch,
+    estimate_timing,
+)
 from synthmatch.errors import ConfigError, SynthmatchError
+from synthmatch.inference.export import MatchFiles, output_paths, write_match
+from synthmatch.inference.target import MIN_SAMPLES, Target, load_target
 from synthmatch.synth.presets import Preset
-from synthmatch.synth.render import Renderer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InferConfig", "MatchResult", "run_infer", "resolve_inputs"]
+__all__ = [
+    "InferConfig",
+    "MatchResult",
+    "StartPoint",
+    "Starter",
+    "run_infer",
+    "match_target",
+    "resolve_inputs",
+    "MAX_TARGET_S",
+    "DEFAULT_TIER",
+]
 
-MAX_TARGET_S = 4.0
+MAX_TARGET_S = 4.0  # clip length without a model
+DEFAULT_TIER = 2  # parameter space searched without a model
 
 
 @dataclass(frozen=True)
 class InferConfig:
-    """Settings of `synthmatch infer`."""
+    """Settings of `synthmatch infer`.
+
+    Attributes:
+        inputs: audio files and/or folders (searched recursively).
+        output: a .vital file (one input) or a folder.
+        checkpoint: model checkpoint (`-c`); None uses the bundled default model when there is one.
+        start: "init" or a .vital file to start from instead of a model; None: the model, else init.
+        tier: parameter space searched without a model (default 2); a model brings its own.
+        midi_note / note_duration_s: override the estimated pitch / key-held time.
+        refine, refine_evals, refine_timeout_s, refine_sigma: CMA-ES refinement and its budget.
+        render: also write the match's WAV and a spectrogram comparison PNG.
+        tutorial: also write a Markdown guide to rebuilding the preset in Vital.
+        sample_rate: matching/render rate (default: the model's, else 44100).
+        workers: render threads (default: every core).
+        seed: CMA-ES seed.
+        progress: show progress bars.
+    """
 
     inputs: tuple[Path, ...]
     output: Path = Path("out")
-    start: str = "init"
+    checkpoint: Path | None = None
+    start: str | None = None
+    tier: int | None = None
     midi_note: int | None = None
     note_duration_s: float | None = None
+    refine: bool = False
+    refine_evals: int = 500
+    refine_timeout_s: float = 60.0
+    refine_sigma: float = 0.1
     render: bool = False
-    sample_rate: int = 44100
+    tutorial: bool = False
+    sample_rate: int | None = None
+    workers: int | None = None
+    seed: int = 0
+    progress: bool = False
 
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ConfigError("no input given: pass -i FILE or -i FOLDER")
+        if self.checkpoint is not None and self.start is not None:
+            raise ConfigError("give either -c CHECKPOINT (start from a prediction) or --start, not both")
+        if self.tier is not None and self.tier not in (1, 2, 3):
+            raise ConfigError(f"--tier must be 1, 2 or 3, got {self.tier}")
         if self.midi_note is not None and not 0 <= self.midi_note <= 127:
             raise ConfigError(f"--midi-note must be in 0..127, got {self.midi_note}")
         if self.note_duration_s is not None and not 0 < self.note_duration_s <= 30:
             raise ConfigError(f"--note-duration must be in (0, 30] seconds, got {self.note_duration_s}")
-        if not 8000 <= self.sample_rate <= 192000:
+        if self.sample_rate is not None and not 8000 <= self.sample_rate <= 192000:
             raise ConfigError(f"--sample-rate must be in 8000..192000 Hz, got {self.sample_rate}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.refine:
+            self.refine_config()  # validates the refinement flags
+
+    def refine_config(self):
+        from synthmatch.inference.refine import RefineConfig
+
+        return RefineConfig(
+            max_evals=self.refine_evals,
+            timeout_s=self.refine_timeout_s,
+            sigma=self.refine_sigma,
+            seed=self.seed,
+        )
 
 
+# ---------------------------------------------------------------------------------------------------
+# starting points
+@dataclass
+class StartPoint:
+    """Where matching starts: a preset and the parameter tier it lives in.
+
+    Attributes:
+        preset: the starting preset (real Vital values).
+        tier: parameter space refinement searches.
+        source: "model", "init" or "preset".
+        description: for logs, the summary and the tutorial.
+        confidence: categorical parameter -> probability of the chosen option (model starts only).
+    """
+
+    preset: Preset
+    tier: int
+    source: str
+    description: str
+    confidence: dict[str, float] | None = None
+
+    def summary(self) -> dict:
+        d: dict[str, Any] = {"source": self.source, "description": self.description, "tier": self.tier}
+        if self.confidence:
+            values = np.array(list(self.confidence.values()))
+            d["confidence_mean"] = round(float(values.mean()), 4)
+            d["least_confident"] = {
+                k: round(v, 4) for k, v in sorted(self.confidence.items(), key=lambda kv: (kv[1], kv[0]))[:5]
+            }
+            d["confidence"] = {k: round(v, 4) for k, v in self.confidence.items()}
+        return d
+
+
+class Starter:
+    """Makes the StartPoint of each target: a Predictor's prediction, or a fixed preset."""
+
+    def __init__(self, cfg: InferConfig):
+        self.predictor = None
+        self.preset: Preset | None = None
+        if cfg.start is not None:
+            self.preset, self.description, self.source = _start_preset(cfg.start)
+        else:
+            path = cfg.checkpoint
+            if path is None:
+                from synthmatch.inference.predict import default_model_path
+
+                path = default_model_path()
+            if path is None:
+                log.info("no model given (-c) and none bundled: starting from Vital's init preset")
+                self.preset, self.description, self.source = Preset.init(), "Vital's init preset", "init"
+            else:
+                from synthmatch.inference.predict import Predictor  # lazy: torch and the model
+
+                self.predictor = Predictor.load(path)
+                self.description, self.source = f"model {path} (tier {self.predictor.tier})", "model"
+        if self.predictor is not None:
+            if cfg.tier is not None and cfg.tier != self.predictor.tier:
+                raise ConfigError(
+                    f"--tier {cfg.tier} conflicts with the model, which is tier {self.predictor.tier}; "
+                    "--tier chooses the parameter space only without a model"
+                )
+            self.tier = self.predictor.tier
+            self.sample_rate = int(cfg.sample_rate or self.predictor.sample_rate)
+            self.clip_seconds = float(self.predictor.clip_seconds)
+            self.min_samples = int(self.predictor.mel.n_fft)
+        else:
+            self.tier = int(cfg.tier or DEFAULT_TIER)
+            self.sample_rate = int(cfg.sample_rate or 44100)
+            self.clip_seconds = MAX_TARGET_S
+            self.min_samples = MIN_SAMPLES
+
+    def start_for(self, target: Target, midi_note: int) -> StartPoint:
+        if self.predictor is None:
+            return StartPoint(self.preset, self.tier, self.source, self.description)
+        prediction = self.predictor.predict(target.audio, target.sample_rate, midi_note)
+        return StartPoint(
+            prediction.preset, prediction.tier, "model", self.description, dict(prediction.confidence)
+        )
+
+
+def _start_preset(start: str) -> tuple[Preset, str, str]:
+    if start == "init":
+        return Preset.init(), "Vital's init preset", "init"
+    path = Path(start)
+    if path.suffix.lower() != ".vital" and not path.exists():
+        raise ConfigError(f"--start must be 'init' or a .vital file, got {start!r}")
+    return Preset.load(path), f"preset {path}", "preset"
+
+
+# ---------------------------------------------------------------------------------------------------
+# results
 @dataclass
 class MatchResult:
-    """What one input produced."""
+    """What one input produced (paths of the files written, or the error)."""
 
     input: Path
-    preset_path: Path | None = None
-    audio_path: Path | None = None
-    midi_note: int | None = None
-    duration_s: float | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
-    extra: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def preset_path(self) -> Path | None:
+        return self.outputs.get("preset")
+
+    @property
+    def audio_path(self) -> Path | None:
+        return self.outputs.get("audio")
 
     def summary(self) -> dict:
         return {
             "input": str(self.input),
             "preset": str(self.preset_path) if self.preset_path else None,
             "audio": str(self.audio_path) if self.audio_path else None,
-            "midi_note": self.midi_note,
-            "duration_s": self.duration_s,
+            "outputs": {k: str(v) for k, v in self.outputs.items()},
             "seconds": round(self.seconds, 3),
             "error": self.error,
-            **self.extra,
+            **self.info,
         }
 
 
@@ -89,58 +254,163 @@ def resolve_inputs(inputs: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-def _start_preset(start: str) -> Preset:
-    if start == "init":
-        return Preset.init()
-    path = Path(start)
-    if path.suffix.lower() != ".vital" and not path.exists():
-        raise ConfigError(f"--start must be 'init' or a .vital file, got {start!r}")
-    return Preset.load(path)
+# ---------------------------------------------------------------------------------------------------
+# matching
+def _pitch_and_timing(target: Target, cfg: InferConfig) -> tuple[int, float, dict, dict]:
+    """(midi_note, note_duration_s, pitch summary, timing summary), overrides first."""
+    if cfg.midi_note is not None:
+        midi, pitch_info = int(cfg.midi_note), {"midi_note": int(cfg.midi_note), "source": "--midi-note"}
+    else:
+        pitch: PitchEstimate = estimate_pitch(target.audio, target.sample_rate)
+        midi, pitch_info = pitch.midi_note, {**pitch.to_dict(), "source": "estimated"}
+        if not pitch.pitched:
+            log.info(
+                "%s: no clear pitch (confidence %.2f, e.g. a drum or noise): matching at MIDI note %d; "
+                "--midi-note sets another",
+                target.path.name,
+                pitch.confidence,
+                FALLBACK_MIDI_NOTE,
+            )
+    if cfg.note_duration_s is not None:
+        note_s = min(float(cfg.note_duration_s), target.duration_s)
+        timing_info = {
+            "note_duration_s": note_s,
+            "duration_s": target.duration_s,
+            "source": "--note-duration",
+        }
+    else:
+        timing: NoteTiming = estimate_timing(target.audio, target.sample_rate)
+        note_s = timing.note_duration_s
+        timing_info = {**timing.to_dict(), "source": "estimated"}
+    return midi, note_s, pitch_info, timing_info
 
 
-def _outputs_for(cfg: InferConfig, target: Path, n_inputs: int) -> tuple[Path, Path]:
-    if n_inputs == 1 and cfg.output.suffix.lower() == ".vital":
-        return cfg.output, cfg.output.with_suffix(".wav")
-    return cfg.output / f"{target.stem}.vital", cfg.output / f"{target.stem}.wav"
+def match_target(
+    target: Target,
+    cfg: InferConfig,
+    starter: Starter,
+    renderer,
+    progress: bool = False,
+) -> tuple[MatchFiles, dict]:
+    """Match one loaded target. Returns the outputs (in memory) and the summary fields.
+
+    Args:
+        target: from `load_target` at `starter.sample_rate`.
+        cfg: what to produce (refine, render, tutorial) and the overrides.
+        starter: the starting point maker.
+        renderer: a `Renderer` at the target's sample rate.
+        progress: show the refinement's progress bar.
+    """
+    from synthmatch.audio.distances import match_distance
+
+    midi, note_s, pitch_info, timing_info = _pitch_and_timing(target, cfg)
+    duration_s = target.duration_s
+    start = starter.start_for(target, midi)
+    info: dict[str, Any] = {
+        "target": target.summary(),
+        "midi_note": midi,
+        "duration_s": round(duration_s, 4),
+        "note_duration_s": round(note_s, 4),
+        "pitch": pitch_info,
+        "timing": timing_info,
+        "start": start.summary(),
+    }
+    preset = start.preset
+    if cfg.refine:
+        from synthmatch.inference.refine import refine
+
+        result = refine(
+            start.preset,
+            target.audio,
+            target.sample_rate,
+            midi_note=midi,
+            note_duration_s=note_s,
+            duration_s=duration_s,
+            tier=start.tier,
+            config=cfg.refine_config(),
+            renderer=renderer,
+            progress=progress,
+        )
+        preset = result.preset
+        info["refine"] = {k: v for k, v in result.info.items() if k not in ("params", "history")}
+    name = f"synthmatch {target.path.stem}"
+    preset = preset.with_meta(
+        preset_name=name,
+        author="synthmatch",
+        comments=f"Matched to {target.path.name} (MIDI note {midi}) from {start.description}.",
+    )
+    files = MatchFiles(preset=preset, sample_rate=target.sample_rate)
+    facts = [f"Matched to: {target.path.name}", f"Started from: {start.description}"]
+    if cfg.render:
+        audio = renderer.render(preset, midi, note_s, duration_s, stereo=True)  # (2, N)
+        distance = match_distance(target.audio, audio.mean(axis=0), target.sample_rate)
+        info["match_distance"] = round(float(distance), 5)
+        facts.append(f"Distance to the target (multi-scale log-mel L1, equal loudness): {distance:.3f}")
+        from synthmatch.inference.compare import comparison_png
+
+        files.audio = audio
+        files.figure_png = comparison_png(
+            target.audio,
+            audio,
+            target.sample_rate,
+            title=f"{target.path.name}: MIDI {midi}, distance {distance:.3f}",
+            match_label=f"match ({start.source} start{', refined' if cfg.refine else ''})",
+        )
+    if "refine" in info and not info["refine"].get("skipped"):
+        r = info["refine"]
+        facts.append(
+            f"CMA-ES refinement: loss {r['initial_loss']:.3f} -> {r['final_loss']:.3f} in {r['n_evals']} "
+            f"evaluations over {r['n_params']} parameters"
+        )
+    if cfg.tutorial:
+        from synthmatch.inference.tutorial import tutorial_markdown
+
+        files.tutorial_md = tutorial_markdown(
+            preset,
+            title=target.path.name,
+            midi_note=midi,
+            note_duration_s=note_s,
+            duration_s=duration_s,
+            facts=facts,
+        )
+    return files, info
 
 
 def run_infer(cfg: InferConfig) -> list[MatchResult]:
-    """Match every input; returns one result per input file (errors included, never raised per file)."""
+    """Match every input; one result per input file (errors included, never raised per file).
+
+    With a single input its error is raised instead (a SynthmatchError the CLI prints in one line).
+    """
+    from tqdm import tqdm
+
+    from synthmatch.synth.render import Renderer
+
     files = resolve_inputs(cfg.inputs)
-    start = _start_preset(cfg.start)
+    single = len(files) == 1
+    output_paths(cfg.output, files[0], single)  # a bad -o fails before any work
+    starter = Starter(cfg)
     results: list[MatchResult] = []
-    with Renderer(sample_rate=cfg.sample_rate) as renderer:
-        bar = tqdm(files, desc="matching", unit="file", disable=len(files) < 2)
+    with Renderer(sample_rate=starter.sample_rate, n_threads=cfg.workers) as renderer:
+        bar = tqdm(files, desc="matching", unit="file", disable=single or not cfg.progress)
         for path in bar:
             t0 = time.perf_counter()
             result = MatchResult(input=path)
             try:
-                _match_one(cfg, path, start, renderer, result, len(files))
+                target = load_target(path, starter.sample_rate, starter.clip_seconds, starter.min_samples)
+                outputs, result.info = match_target(
+                    target, cfg, starter, renderer, progress=single and cfg.progress
+                )
+                result.outputs = write_match(outputs, output_paths(cfg.output, path, single))
             except SynthmatchError as exc:
                 result.error = str(exc)
-                if len(files) == 1:
+                if single:
                     raise
                 log.error("%s", exc)
+            except Exception as exc:  # an unexpected failure of one file must not stop a folder run
+                if single:
+                    raise
+                result.error = f"{path}: {type(exc).__name__}: {exc}"
+                log.error("%s", result.error, exc_info=log.isEnabledFor(logging.DEBUG))
             result.seconds = time.perf_counter() - t0
             results.append(result)
     return results
-
-
-def _match_one(
-    cfg: InferConfig, path: Path, start: Preset, renderer: Renderer, result: MatchResult, n_inputs: int
-) -> None:
-    audio, sr = load_audio(path, cfg.sample_rate)
-    audio = trim_leading_silence(audio, sr)
-    if float(np.max(np.abs(audio))) < 1e-4:
-        raise AudioError(f"{path}: the audio is silent (peak below -80 dBFS)")
-    duration_s = min(len(audio) / sr, MAX_TARGET_S)
-    midi_note = cfg.midi_note if cfg.midi_note is not None else 60
-    note_s = cfg.note_duration_s if cfg.note_duration_s is not None else 0.75 * duration_s
-    preset = start.with_meta(preset_name=f"synthmatch {path.stem}")
-    preset_path, audio_path = _outputs_for(cfg, path, n_inputs)
-    preset.save(preset_path)
-    result.preset_path, result.midi_note, result.duration_s = preset_path, midi_note, duration_s
-    if cfg.render:
-        match_audio = renderer.render(preset, midi_note, note_s, duration_s)
-        write_wav(audio_path, match_audio, cfg.sample_rate)
-        result.audio_path = audio_path

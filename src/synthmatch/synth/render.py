@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +51,7 @@ class RenderResult:
     audio: np.ndarray | None  # (N,) mono or (2, N) stereo, float32
     error: str | None
     seconds: float
+    value: Any = None  # what render_batch's `postprocess` returned for this item (computed in its thread)
 
     @property
     def ok(self) -> bool:
@@ -93,11 +94,15 @@ class _SynthSlot:
         duration_s: float,
         sample_rate: float,
         stereo: bool,
+        settle_s: float = 0.0,
     ) -> np.ndarray:
         if self.sample_rate != sample_rate:
             self.synth.set_sample_rate(float(sample_rate))
             self.sample_rate = sample_rate
         self.apply(preset)
+        if settle_s > 0:
+            # Vital glides controls from their previous values; a discarded render lets them arrive.
+            self.synth.render(int(midi_note), float(velocity), 0.0, float(settle_s))
         audio = self.synth.render(int(midi_note), float(velocity), float(note_duration_s), float(duration_s))
         self.renders += 1
         audio = np.asarray(audio, dtype=np.float32)  # (2, N)
@@ -159,16 +164,31 @@ class Renderer:
         return slot
 
     def _render_one(
-        self, preset: Preset, midi_note: int, note_duration_s: float, duration_s: float, stereo: bool
+        self,
+        preset: Preset,
+        midi_note: int,
+        note_duration_s: float,
+        duration_s: float,
+        stereo: bool,
+        settle_s: float = 0.0,
+        postprocess: Callable[[np.ndarray], Any] | None = None,
     ) -> RenderResult:
         t0 = time.perf_counter()
         try:
             audio = self._slot().render(
-                preset, midi_note, self.velocity, note_duration_s, duration_s, self.sample_rate, stereo
+                preset,
+                midi_note,
+                self.velocity,
+                note_duration_s,
+                duration_s,
+                self.sample_rate,
+                stereo,
+                settle_s,
             )
         except (PresetError, RuntimeError, ValueError, MemoryError, TypeError) as exc:
             return RenderResult(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
-        return RenderResult(audio, None, time.perf_counter() - t0)
+        value = postprocess(audio) if postprocess is not None else None
+        return RenderResult(audio, None, time.perf_counter() - t0, value)
 
     def render(
         self,
@@ -195,17 +215,32 @@ class Renderer:
         note_duration_s: float = 1.5,
         duration_s: float = 2.0,
         stereo: bool = False,
+        *,
+        settle_s: float = 0.0,
+        postprocess: Callable[[np.ndarray], Any] | None = None,
     ) -> list[RenderResult]:
-        """Render many presets in parallel, in order. Failures come back per item."""
+        """Render many presets in parallel, in order. Failures come back per item.
+
+        Args:
+            settle_s: seconds rendered and discarded after applying each preset, so Vital's smoothed
+                controls reach their new values before the kept render (refinement uses this to make
+                repeated renders of one candidate agree; 0 renders at once).
+            postprocess: applied to each item's audio in its worker thread (e.g. a loss against a
+                target); the result is `RenderResult.value`.
+        """
         if self._closed:
             raise RuntimeError("Renderer is closed")
         _check_durations(note_duration_s, duration_s)
+        if settle_s < 0:
+            raise ValueError(f"settle_s must be >= 0, got {settle_s}")
         presets = list(presets)
         notes = [int(midi_notes)] * len(presets) if np.isscalar(midi_notes) else [int(n) for n in midi_notes]
         if len(notes) != len(presets):
             raise ValueError(f"{len(presets)} presets but {len(notes)} MIDI notes")
         futures = [
-            self._pool.submit(self._render_one, p, n, note_duration_s, duration_s, stereo)
+            self._pool.submit(
+                self._render_one, p, n, note_duration_s, duration_s, stereo, settle_s, postprocess
+            )
             for p, n in zip(presets, notes)
         ]
         return [f.result() for f in futures]

@@ -1,0 +1,325 @@
+"""CMA-ES refinement: speed against the raw renderer, wall time, quality, and the noise-floor method.
+
+    python benchmarks/refine.py [--parts speed,wall,quality,noise] [--targets 20] [--evals 500]
+
+Targets are held-out generated presets (tier 2, sampler seed 9_000_001, never used for training), audible
+(RMS above -50 dBFS), rendered 2 s long with the key held 1.5 s at a note drawn from 48-72, with random
+phase on, as a user's target would be. Parts:
+
+- speed: evaluations/s of `refine` with 1 and 2 threads against the raw renderer rate at the same
+  parallelism (`Renderer.render_batch` of comparable candidates, no settle, no objective; target ratio
+  >= 0.85), and against the renderer doing the same renders refinement does (settle render included).
+- wall: wall time of one 500-evaluation refinement of a 2 s target on every core (target <= 30 s on 2).
+- quality: loss (`audio.distances.match_distance`, what evaluation calls mel_l1) before and after
+  refinement, from two starts: the true preset with its searched controls perturbed by N(0, 0.15) (a
+  stand-in for a model prediction with the right categoricals), and Vital's init preset (the no-model
+  baseline). Losses are measured on fresh renders of the returned preset as the user gets it (random
+  phase restored), mean of 2; the noise floor is the distance between two renders of the true preset.
+- noise: the objective's repeatability (distance between two renders of one candidate with another
+  candidate rendered in between, as in a search) with random phase as-is, with it held at 0, and with
+  phase 0 plus the settle render; then refinement with the method on and off.
+Run it on an otherwise idle machine: each table reports how many cores the whole machine was busy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import load_monitor, machine_line, print_table  # noqa: E402
+from synthmatch.audio.distances import MultiScaleLogMel, match_distance  # noqa: E402
+from synthmatch.datagen.sample import PresetSampler  # noqa: E402
+from synthmatch.inference.refine import RefineConfig, _fixed_phase, refine, search_space  # noqa: E402
+from synthmatch.synth.presets import Preset  # noqa: E402
+from synthmatch.synth.render import Renderer  # noqa: E402
+
+SR = 44100
+DURATION_S, NOTE_S = 2.0, 1.5
+TIER = 2
+SEED = 9_000_001
+
+
+def held_out_targets(count: int, renderer: Renderer) -> list[dict]:
+    """count audible held-out presets with their target renders and notes."""
+    sampler = PresetSampler(tier=TIER, seed=SEED)
+    rng = np.random.default_rng(SEED)
+    out, i = [], 0
+    while len(out) < count:
+        preset = sampler.sample(i).preset
+        note = int(rng.integers(48, 73))
+        i += 1
+        audio = renderer.render(preset, note, NOTE_S, DURATION_S)
+        if 20 * np.log10(np.sqrt(np.mean(np.square(audio, dtype=np.float64))) + 1e-12) < -50:
+            continue
+        out.append({"index": i - 1, "preset": preset, "note": note, "audio": audio})
+    return out
+
+
+def perturbed(preset: Preset, rng: np.random.Generator, scale: float = 0.15) -> Preset:
+    space = search_space(preset, TIER)
+    x = space.encode(preset)
+    return space.decode(np.clip(x + scale * rng.standard_normal(len(x)), 0, 1), preset)
+
+
+def user_loss(renderer: Renderer, preset: Preset, target: dict, n: int = 2) -> float:
+    results = renderer.render_batch([preset] * n, target["note"], NOTE_S, DURATION_S)
+    return float(np.mean([match_distance(target["audio"], r.audio, SR) for r in results]))
+
+
+def part_speed(targets: list[dict], evals: int) -> None:
+    rows = []
+    for threads in (1, 2):
+        raw_rates, settle_rates, eval_rates, busy = [], [], [], []
+        with Renderer(SR, n_threads=threads) as r:
+            for t in targets:
+                rng = np.random.default_rng(t["index"])
+                start = perturbed(t["preset"], rng)
+                cands = [_fixed_phase(perturbed(start, rng, 0.1)) for _ in range(4 * threads * 4)]
+                r.render_batch(cands[: 2 * threads], t["note"], NOTE_S, DURATION_S)  # warm up
+                load: dict = {}
+                with load_monitor(load):
+                    t0 = time.perf_counter()
+                    r.render_batch(cands, t["note"], NOTE_S, DURATION_S)
+                    raw_rates.append(len(cands) / (time.perf_counter() - t0))
+                    t0 = time.perf_counter()
+                    r.render_batch(cands, t["note"], NOTE_S, DURATION_S, settle_s=RefineConfig().settle_s)
+                    settle_rates.append(len(cands) / (time.perf_counter() - t0))
+                    res = refine(
+                        start,
+                        t["audio"],
+                        SR,
+                        midi_note=t["note"],
+                        note_duration_s=NOTE_S,
+                        duration_s=DURATION_S,
+                        tier=TIER,
+                        renderer=r,
+                        config=RefineConfig(max_evals=evals, timeout_s=600),
+                    )
+                    eval_rates.append(res.info["n_evals"] / res.info["elapsed_s"])
+                busy.append(load["machine_busy_cores"])
+        raw, settle, ev = (
+            float(np.sum(len(targets) / np.sum(1 / np.array(x))))
+            for x in (raw_rates, settle_rates, eval_rates)
+        )  # harmonic means: total time
+        rows.append([threads, raw, settle, ev, ev / raw, ev / settle, float(np.mean(busy))])
+    print_table(
+        [
+            "threads",
+            "raw renders/s",
+            "renders/s with settle",
+            "refine evals/s",
+            "evals / raw",
+            "evals / renders with settle",
+            "machine busy cores",
+        ],
+        rows,
+        title=f"Speed: {len(targets)} held-out 2 s targets, {evals} evaluations each (target evals/raw >= 0.85)",
+    )
+
+
+def part_wall(targets: list[dict]) -> None:
+    rows = []
+    with Renderer(SR) as r:
+        for t in targets:
+            start = perturbed(t["preset"], np.random.default_rng(t["index"]))
+            load: dict = {}
+            with load_monitor(load):
+                res = refine(
+                    start,
+                    t["audio"],
+                    SR,
+                    midi_note=t["note"],
+                    note_duration_s=NOTE_S,
+                    duration_s=DURATION_S,
+                    tier=TIER,
+                    renderer=r,
+                    config=RefineConfig(max_evals=500, timeout_s=600),
+                )
+            i = res.info
+            rows.append(
+                [
+                    t["index"],
+                    i["n_params"],
+                    i["n_evals"],
+                    i["elapsed_s"],
+                    i["evals_per_s"],
+                    i["initial_loss"],
+                    i["final_loss"],
+                    load["machine_busy_cores"],
+                ]
+            )
+    print_table(
+        ["target", "params", "evals", "wall s", "evals/s", "loss before", "loss after", "machine busy cores"],
+        rows,
+        title=f"Wall time of a 500-evaluation refinement of a 2 s target, {os.cpu_count()} threads (target <= 30 s)",
+    )
+
+
+def part_quality(targets: list[dict], evals: int) -> None:
+    summary = []
+    with Renderer(SR) as r:
+        floors = []
+        for t in targets:
+            a, b = (x.audio for x in r.render_batch([t["preset"]] * 2, t["note"], NOTE_S, DURATION_S))
+            floors.append(match_distance(a, b, SR))
+        for label, make_start in (
+            ("perturbed truth", lambda t: perturbed(t["preset"], np.random.default_rng(t["index"]))),
+            ("init", lambda t: Preset.init()),
+        ):
+            before, after, secs, busy, improved = [], [], [], [], 0
+            for t in targets:
+                start = make_start(t)
+                load: dict = {}
+                with load_monitor(load):
+                    res = refine(
+                        start,
+                        t["audio"],
+                        SR,
+                        midi_note=t["note"],
+                        note_duration_s=NOTE_S,
+                        duration_s=DURATION_S,
+                        tier=TIER,
+                        renderer=r,
+                        config=RefineConfig(max_evals=evals, timeout_s=600),
+                    )
+                before.append(user_loss(r, start, t))
+                after.append(user_loss(r, res.preset, t))
+                secs.append(res.info["elapsed_s"])
+                improved += bool(res.info["improved"])
+                busy.append(load["machine_busy_cores"])
+            b, a, f = np.array(before), np.array(after), np.array(floors)
+            summary.append(
+                [
+                    label,
+                    float(np.median(b)),
+                    float(np.median(a)),
+                    float(np.median(f)),
+                    float(np.mean(a <= b + 1e-9)),
+                    f"{improved}/{len(targets)}",
+                    float(np.median(a / b)),
+                    float(np.median(secs)),
+                    float(np.mean(busy)),
+                ]
+            )
+    print_table(
+        [
+            "start",
+            "loss before (median)",
+            "loss after (median)",
+            "noise floor (median)",
+            "share not worse",
+            "improved",
+            "after / before (median)",
+            "seconds (median)",
+            "machine busy cores",
+        ],
+        summary,
+        title=f"Quality: {len(targets)} held-out targets, {evals} evaluations, tier {TIER}; "
+        "loss = match_distance on fresh renders (random phase on), mean of 2",
+    )
+
+
+def part_noise(targets: list[dict], evals: int) -> None:
+    rows = []
+    with Renderer(SR, n_threads=1) as r:
+        for label, phase0, settle in (
+            ("as-is (random phase, no settle)", False, 0.0),
+            ("random phase 0", True, 0.0),
+            ("random phase 0 + settle (default)", True, RefineConfig().settle_s),
+        ):
+            d = []
+            for t in targets:
+                rng = np.random.default_rng(t["index"])
+                cand, other = perturbed(t["preset"], rng), perturbed(t["preset"], rng, 0.1)
+                if phase0:
+                    cand, other = _fixed_phase(cand), _fixed_phase(other)
+                obj = MultiScaleLogMel(t["audio"], SR, loudness_normalize=True)
+                a, _, b = (
+                    x.audio
+                    for x in r.render_batch(
+                        [cand, other, cand], t["note"], NOTE_S, DURATION_S, settle_s=settle
+                    )
+                )
+                d.append(abs(obj(a) - obj(b)))
+            d = np.array(d)
+            rows.append([label, float(np.median(d)), float(np.quantile(d, 0.9)), float(d.max())])
+    print_table(
+        ["renders", "|loss difference| median", "p90", "max"],
+        rows,
+        title="Objective repeatability: the same candidate scored twice, another rendered in between",
+    )
+    rows = []
+    with Renderer(SR) as r:
+        for label, cfg in (
+            ("method on (default)", RefineConfig(max_evals=evals, timeout_s=600)),
+            ("method off", RefineConfig(max_evals=evals, timeout_s=600, fixed_phase=False, settle_s=0.0)),
+        ):
+            before, after, claimed = [], [], []
+            for t in targets:
+                start = perturbed(t["preset"], np.random.default_rng(t["index"]))
+                res = refine(
+                    start,
+                    t["audio"],
+                    SR,
+                    midi_note=t["note"],
+                    note_duration_s=NOTE_S,
+                    duration_s=DURATION_S,
+                    tier=TIER,
+                    renderer=r,
+                    config=cfg,
+                )
+                before.append(user_loss(r, start, t, 3))
+                after.append(user_loss(r, res.preset, t, 3))
+                claimed.append(res.info["final_loss"])
+            b, a, c = np.array(before), np.array(after), np.array(claimed)
+            rows.append(
+                [
+                    label,
+                    float(np.median(b)),
+                    float(np.median(a)),
+                    float(np.median(c)),
+                    float(np.median(a - c)),
+                    float(np.mean(a <= b + 1e-9)),
+                ]
+            )
+    print_table(
+        [
+            "refinement",
+            "loss before",
+            "loss after (fresh renders)",
+            "loss the search reported",
+            "fresh - reported (median)",
+            "share not worse",
+        ],
+        rows,
+        title=f"Noise-floor method: {len(targets)} targets, perturbed-truth start, {evals} evaluations",
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="speed,wall,quality,noise")
+    ap.add_argument("--targets", type=int, default=20, help="held-out targets for quality")
+    ap.add_argument("--evals", type=int, default=500, help="evaluations per refinement in quality")
+    args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    print(f"machine: {machine_line()}")
+    with Renderer(SR) as r:
+        targets = held_out_targets(args.targets, r)
+    if "speed" in parts:
+        part_speed(targets[:4], 120)
+    if "wall" in parts:
+        part_wall(targets[:3])
+    if "quality" in parts:
+        part_quality(targets, args.evals)
+    if "noise" in parts:
+        part_noise(targets[:10], min(args.evals, 200))
+
+
+if __name__ == "__main__":
+    main()

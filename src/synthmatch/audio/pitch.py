@@ -1,0 +1,279 @@
+"""Pitch and timing of a one-shot note: MIDI note with a confidence, key-held time and release.
+
+Matching renders the candidate presets at the target's own pitch and timing, so these estimates feed
+prediction (the model's MIDI-note input), refinement and the final render.
+
+Pitch is a subharmonic-summation estimate (Hermes 1988) on a peak-preserving log-frequency spectrum:
+the long-term magnitude spectrum of the note's loud part is resampled to 1/48-octave bins, keeping the
+largest FFT bin inside each, and every candidate f0 (MIDI 24-108) scores the weighted sum of the
+spectrum at its harmonics minus the sum halfway between them. Subtracting the in-between positions
+removes the octave errors of plain harmonic sums (f0/2 collects every harmonic of f0; 2 f0 loses the odd
+ones), and taking the largest bin tolerates the smeared partials of unison-detuned supersaws and the
+stretched ones of real strings. The confidence is the harmonic contrast of the winner: how far its
+harmonics stand above the spectrum between them (about 1 for a saw, 0.1-0.3 for noise and drums).
+
+Timing comes from the RMS envelope (10 ms frames): the key is taken as released at the last "knee"
+where a steady or gently decaying level turns into a fast fall; sounds with no such knee (plucks,
+drums, notes cut off by the end of the file) are taken as held to the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from synthmatch.audio.features import stft_magnitude
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PitchEstimate",
+    "NoteTiming",
+    "estimate_pitch",
+    "estimate_timing",
+    "hz_to_midi",
+    "midi_to_hz",
+    "FALLBACK_MIDI_NOTE",
+    "PITCHED_CONFIDENCE",
+]
+
+FALLBACK_MIDI_NOTE = 60
+# Harmonic contrast above which a sound counts as pitched (noise and drums measure 0.1-0.3, detuned
+# supersaws and filtered notes 0.5 and above; see tests/audio/test_pitch.py).
+PITCHED_CONFIDENCE = 0.4
+
+_BINS_PER_OCTAVE = 48
+_F_LO = 27.5  # A0: the lowest log-spectrum bin
+_MIDI_MIN, _MIDI_MAX = 24, 108  # candidate range (C1 .. C8)
+_N_HARMONICS = 24
+_F_MAX = 10000.0  # harmonics above this are ignored (little pitch information, much noise)
+_COMPRESSION = 0.5  # magnitude ** 0.5: weak partials count, but far less than in dB
+
+
+def hz_to_midi(f_hz: float) -> float:
+    return 69.0 + 12.0 * math.log2(f_hz / 440.0)
+
+
+def midi_to_hz(midi: float) -> float:
+    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+
+
+@dataclass(frozen=True)
+class PitchEstimate:
+    """The pitch of a note.
+
+    Attributes:
+        f0_hz: estimated fundamental (NaN when unpitched).
+        midi: fractional MIDI pitch (NaN when unpitched).
+        midi_note: the MIDI note to render at: round(midi), or FALLBACK_MIDI_NOTE when unpitched.
+        confidence: harmonic contrast in [0, 1].
+        pitched: confidence >= PITCHED_CONFIDENCE.
+    """
+
+    f0_hz: float
+    midi: float
+    midi_note: int
+    confidence: float
+    pitched: bool
+
+    @property
+    def cents_off(self) -> float:
+        """How far the pitch is from the rendered note, in cents (0 when unpitched)."""
+        return 0.0 if not self.pitched else 100.0 * (self.midi - self.midi_note)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class NoteTiming:
+    """When the key was released and how long the sound lasts.
+
+    Attributes:
+        duration_s: length of the analysed audio (what gets rendered).
+        note_duration_s: seconds the key is held in the render.
+        release_s: seconds from the key release until the sound falls 60 dB below its peak.
+        held_to_end: True when no release was found (plucks, drums, notes cut off by the file's end).
+    """
+
+    duration_s: float
+    note_duration_s: float
+    release_s: float
+    held_to_end: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------
+# pitch
+def _loud_region(audio: np.ndarray, sample_rate: int, max_s: float = 1.5, min_s: float = 0.25) -> np.ndarray:
+    """The part of the note that says most about its pitch: after the attack, where it is loud.
+
+    Frames within 30 dB of the loudest one, skipping ~30 ms of attack transient, at least `min_s` long
+    (short plucks need a long window to resolve low harmonics) and at most `max_s`.
+    """
+    frame = max(1, sample_rate // 100)
+    n = len(audio) // frame
+    if n < 3:
+        return audio
+    env = np.sqrt(np.mean(np.square(audio[: n * frame].reshape(n, frame), dtype=np.float64), axis=1))
+    loud = np.flatnonzero(env >= env.max() * 10 ** (-30 / 20))
+    start, end = int(loud[0]), int(loud[-1]) + 1
+    start += min(3, max(0, (end - start) // 4))
+    end = min(n, max(end, start + int(min_s * 100)), start + int(max_s * 100))
+    return audio[start * frame : end * frame]
+
+
+@functools.lru_cache(maxsize=8)
+def _log_axis(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-frequency bin edges mapped onto FFT bins: (centres_hz, first_fft_bin, last_fft_bin)."""
+    f_hi = min(_F_MAX * 1.05, sample_rate / 2 * 0.95)
+    n_bins = int(math.floor(_BINS_PER_OCTAVE * math.log2(f_hi / _F_LO)))
+    centres = _F_LO * 2.0 ** (np.arange(n_bins) / _BINS_PER_OCTAVE)
+    half = 2.0 ** (0.5 / _BINS_PER_OCTAVE)
+    bin_hz = sample_rate / n_fft
+    first = np.ceil(centres / half / bin_hz).astype(int)
+    last = np.floor(centres * half / bin_hz).astype(int)
+    return centres, first, last
+
+
+def _log_spectrum(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Peak-preserving 1/48-octave magnitude spectrum, relative to its peak and compressed."""
+    n_fft = 8192 * max(1, int(round(sample_rate / 44100)))  # ~0.19 s: resolves harmonics of MIDI 24
+    x = audio.astype(np.float32)
+    if len(x) < n_fft:  # one frame with the note in the middle of the window
+        left = (n_fft - len(x)) // 2
+        x = np.pad(x, (left, n_fft - len(x) - left))
+    mag = stft_magnitude(x, n_fft, n_fft // 4, center=False)  # (F, T)
+    spec = mag.mean(axis=1).astype(np.float64)  # long-term average magnitude (F,)
+    centres, first, last = _log_axis(sample_rate, n_fft)
+    fft_hz = np.arange(len(spec)) * sample_rate / n_fft
+    # Narrow low bins: interpolate; wide high bins: the largest FFT bin inside them.
+    out = np.interp(centres, fft_hz, spec)
+    wide = last >= first
+    if np.any(wide):
+        # maximum over [first, last] for each wide bin, via a cumulative trick on sorted ranges
+        idx = np.flatnonzero(wide)
+        peaks = np.array([spec[first[i] : last[i] + 1].max() for i in idx])
+        out[idx] = np.maximum(out[idx], peaks)
+    peak = out.max()
+    if peak <= 0:
+        return np.zeros_like(out)
+    return (out / peak) ** _COMPRESSION
+
+
+@functools.lru_cache(maxsize=1)
+def _comb() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    k = np.arange(1, _N_HARMONICS + 1, dtype=np.float64)
+    on = np.round(_BINS_PER_OCTAVE * np.log2(k)).astype(int)  # harmonic k of f0, in log bins
+    off = np.round(_BINS_PER_OCTAVE * np.log2(k - 0.5)).astype(int)  # halfway below it
+    weights = k**-0.6
+    return on, off, weights
+
+
+def _salience(logspec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each candidate f0 bin: (salience, harmonic sum, in-between sum); NaN-free."""
+    on, off, w = _comb()
+    n = len(logspec)
+    lo = int(round(_BINS_PER_OCTAVE * math.log2(midi_to_hz(_MIDI_MIN) / _F_LO)))
+    hi = min(n - 1, int(round(_BINS_PER_OCTAVE * math.log2(midi_to_hz(_MIDI_MAX) / _F_LO))))
+    cands = np.arange(lo, hi + 1)
+    pad = np.concatenate([np.zeros(-off.min() + 1), logspec, np.zeros(on.max() + 1)])
+    shift = -off.min() + 1
+    pos_on = cands[:, None] + on[None, :] + shift  # (C, K)
+    pos_off = cands[:, None] + off[None, :] + shift
+    valid = (cands[:, None] + on[None, :]) < n  # harmonics inside the analysed band
+    wk = np.where(valid, w[None, :], 0.0)
+    harm = (pad[pos_on] * wk).sum(1)
+    between = (pad[pos_off] * wk).sum(1)
+    return cands, harm - between, harm
+
+
+def estimate_pitch(audio: np.ndarray, sample_rate: int) -> PitchEstimate:
+    """The MIDI pitch of a one-shot note and how sure the estimate is.
+
+    Args:
+        audio: (N,) mono audio (leading silence may remain; it is skipped).
+        sample_rate: its sample rate in Hz.
+    Returns:
+        A PitchEstimate; unpitched sounds get `pitched=False` and `midi_note=FALLBACK_MIDI_NOTE`.
+    """
+    a = np.asarray(audio, np.float32).reshape(-1)
+    if a.size < 256 or not np.any(a):
+        return PitchEstimate(math.nan, math.nan, FALLBACK_MIDI_NOTE, 0.0, False)
+    region = _loud_region(a, sample_rate)
+    logspec = _log_spectrum(region, sample_rate)
+    cands, sal, harm = _salience(logspec)
+    best = int(np.argmax(sal))
+    # Parabolic interpolation between neighbouring candidates for a sub-bin pitch.
+    offset = 0.0
+    if 0 < best < len(sal) - 1:
+        y0, y1, y2 = sal[best - 1], sal[best], sal[best + 1]
+        denom = y0 - 2 * y1 + y2
+        if denom < 0:
+            offset = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
+    f0 = _F_LO * 2.0 ** ((cands[best] + offset) / _BINS_PER_OCTAVE)
+    contrast = float(sal[best] / harm[best]) if harm[best] > 0 else 0.0
+    confidence = float(np.clip(contrast, 0.0, 1.0))
+    midi = hz_to_midi(f0)
+    pitched = confidence >= PITCHED_CONFIDENCE
+    if not pitched:
+        return PitchEstimate(math.nan, math.nan, FALLBACK_MIDI_NOTE, confidence, False)
+    note = int(np.clip(round(midi), 0, 127))
+    return PitchEstimate(float(f0), float(midi), note, confidence, True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# timing
+def _envelope_db(audio: np.ndarray, sample_rate: int, frame_s: float = 0.01) -> tuple[np.ndarray, float]:
+    frame = max(1, int(round(sample_rate * frame_s)))
+    n = len(audio) // frame
+    if n == 0:
+        return np.full(1, -200.0), frame / sample_rate
+    rms = np.sqrt(np.mean(np.square(audio[: n * frame].reshape(n, frame), dtype=np.float64), axis=1))
+    return 20 * np.log10(rms + 1e-10), frame / sample_rate
+
+
+def _smooth(x: np.ndarray, width: int) -> np.ndarray:
+    if width <= 1 or len(x) < width:
+        return x
+    kernel = np.ones(width) / width
+    padded = np.pad(x, (width // 2, width - 1 - width // 2), mode="edge")
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def estimate_timing(audio: np.ndarray, sample_rate: int) -> NoteTiming:
+    """When the key was released (seconds after the start) and how long the release lasts.
+
+    The release is the last point where the level, steady or gently falling over the preceding 100 ms
+    (less than 30 dB/s), starts to fall fast (more than 60 dB/s over the next 50 ms) while still within
+    40 dB of the peak. Without such a point the key is taken as held to the end.
+    """
+    a = np.asarray(audio, np.float32).reshape(-1)
+    duration_s = len(a) / float(sample_rate)
+    env, hop = _envelope_db(a, sample_rate)
+    env = _smooth(env, 3)
+    peak = float(env.max())
+    above = np.flatnonzero(env >= peak - 60.0)
+    end_s = (above[-1] + 1) * hop if above.size else duration_s
+    before, after = int(round(0.1 / hop)), int(round(0.05 / hop))
+    peak_i = int(np.argmax(env))
+    knee = None
+    for i in range(len(env) - after - 1, max(peak_i, before) - 1, -1):
+        if env[i] < peak - 40.0:
+            continue
+        slope_before = (env[i] - env[i - before]) / (before * hop)
+        slope_after = (env[i + after] - env[i]) / (after * hop)
+        if slope_before > -30.0 and slope_after < -60.0:
+            knee = i
+            break
+    if knee is None:
+        return NoteTiming(duration_s, duration_s, max(0.0, end_s - duration_s), True)
+    note_s = float(np.clip((knee + 0.5) * hop, 0.01, duration_s))
+    return NoteTiming(duration_s, note_s, float(max(0.0, end_s - note_s)), False)
