@@ -209,6 +209,80 @@ def _add_infer(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# demo
+def _run_demo(args: argparse.Namespace) -> int:
+    """Serve the web demo: upload or record a note, get a Vital preset that sounds like it.
+
+    The page matches with the same pipeline as `infer` (model from -c, else the bundled model, else
+    Vital's init preset; optional CMA-ES refinement with an evaluation budget) and shows the match's
+    audio, the target and match spectrograms, the .vital download, the tutorial, the parameters with the
+    model's confidences and the refinement statistics. Listens on 127.0.0.1 unless --host or --share;
+    uploads are bounded by --max-upload-mb and --max-seconds. Ctrl-C stops it and removes its temporary
+    files. Needs the web extra: pip install 'synthmatch[web]'.
+    """
+    from synthmatch.web.demo import DemoConfig
+
+    cfg = DemoConfig(
+        checkpoint=args.checkpoint,
+        tier=args.tier,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        max_upload_mb=args.max_upload_mb,
+        max_seconds=args.max_seconds,
+        refine_evals=args.refine_evals,
+        max_refine_evals=args.max_refine_evals,
+        refine_timeout_s=args.refine_timeout,
+        workers=args.workers,
+    )
+    from synthmatch.web.app import launch  # raises WebUnavailable with the install command
+
+    def ready(running) -> None:
+        print(
+            f"synthmatch demo on {running.url} (starting from {running.demo.start_description}); Ctrl-C stops"
+        )
+        if running.share_url:
+            print(f"public link: {running.share_url}")
+
+    launch(cfg, block=True, on_ready=ready)
+    return 0
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c",
+        "--checkpoint",
+        type=Path,
+        help="model checkpoint to predict the starting preset (default: the bundled model, if any)",
+    )
+    p.add_argument(
+        "--tier", type=int, choices=(1, 2, 3), help="parameter space refined without a model (default 2)"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
+    p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
+    p.add_argument(
+        "--max-seconds", type=float, default=30.0, help="longest accepted upload in seconds (default 30)"
+    )
+    p.add_argument(
+        "--refine-evals", type=int, default=200, help="the evaluation budget slider's default (default 200)"
+    )
+    p.add_argument(
+        "--max-refine-evals",
+        type=int,
+        default=1000,
+        help="the evaluation budget slider's maximum (default 1000)",
+    )
+    p.add_argument(
+        "--refine-timeout", type=float, default=60.0, help="refinement time limit in seconds (default 60)"
+    )
+    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+
+
+# ---------------------------------------------------------------------------------------------------
 # ---------------------------------------------------------------------------------------------------
 # training: precompute-mels, compute-weights, train, report
 def _run_precompute_mels(args: argparse.Namespace) -> int:
@@ -620,6 +694,7 @@ _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
     ("params", _add_params, _run_params, "list Vital's parameter space (name, kind, module, range, tier)"),
     ("render", _add_render, _run_render, "render a .vital preset (or 'init') to a WAV file"),
     ("infer", _add_infer, _run_infer, "match a sound (or a folder of sounds) with a Vital preset"),
+    ("demo", _add_demo, _run_demo, "serve the web demo: upload or record a note, get a Vital preset"),
     ("precompute-mels", _add_precompute_mels, _run_precompute_mels, "write a dataset's log-mel features"),
     (
         "compute-weights",

@@ -1,4 +1,4 @@
-"""A PNG comparing a target and its match: log-mel spectrograms one above the other, same scale.
+"""A PNG comparing a target and its match: log-mel spectrograms (stacked or side by side), same scale.
 
 Uses the project's one log-mel (`audio.features.log_mel`) on loudness-normalised audio, the way the
 refinement objective sees the two sounds. Drawn on a bare matplotlib Figure (Agg, no pyplot) into memory, so the
@@ -24,6 +24,7 @@ def comparison_png(
     title: str = "",
     target_label: str = "target",
     match_label: str = "match",
+    side_by_side: bool = False,
 ) -> bytes:
     """PNG bytes: the two sounds' log-mel spectrograms (128 bands, 2048/512) on one colour scale.
 
@@ -32,6 +33,8 @@ def comparison_png(
         match: (M,) mono match (or (2, M) stereo, mixed to mono).
         sample_rate: their sample rate.
         title: figure title (e.g. the file name and the distance).
+        side_by_side: target left, match right (a wide figure, e.g. for a web page); default one above
+            the other.
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
@@ -44,17 +47,23 @@ def comparison_png(
     specs = [log_mel(normalize_loudness(x), settings) for x in (t, m)]  # (n_mels, T) each
     vmax = max(float(s.max()) for s in specs)
     vmin = vmax - 12.0  # natural log: about 100 dB of range
-    fig = Figure(figsize=(9, 6), dpi=100)
-    axes = fig.subplots(2, 1, sharex=True)
+    if side_by_side:
+        fig = Figure(figsize=(13, 4.5), dpi=100, layout="constrained")
+        axes = fig.subplots(1, 2, sharey=True)
+    else:
+        fig = Figure(figsize=(9, 6), dpi=100)
+        axes = fig.subplots(2, 1, sharex=True)
     extent = (0.0, n / sample_rate, 0, settings.n_mels)
     image = None
-    for ax, spec, label in zip(axes, specs, (target_label, match_label)):
+    for i, (ax, spec, label) in enumerate(zip(axes, specs, (target_label, match_label))):
         image = ax.imshow(
             spec, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax, cmap="magma"
         )
-        ax.set_ylabel("mel band")
+        if i == 0 or not side_by_side:
+            ax.set_ylabel("mel band")
+        if i == 1 or side_by_side:
+            ax.set_xlabel("time (s)")
         ax.set_title(label, fontsize=10, loc="left")
-    axes[-1].set_xlabel("time (s)")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.colorbar(image, ax=list(axes), label="log mel magnitude")

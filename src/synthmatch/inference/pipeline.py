@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,6 +292,7 @@ def match_target(
     starter: Starter,
     renderer,
     progress: bool = False,
+    refine_callback: Callable[[dict], None] | None = None,
 ) -> tuple[MatchFiles, dict]:
     """Match one loaded target. Returns the outputs (in memory) and the summary fields.
 
@@ -300,6 +302,7 @@ def match_target(
         starter: the starting point maker.
         renderer: a `Renderer` at the target's sample rate.
         progress: show the refinement's progress bar.
+        refine_callback: passed to `refine(callback=...)`: called with the refinement's progress.
     """
     from synthmatch.audio.distances import match_distance
 
@@ -330,6 +333,7 @@ def match_target(
             config=cfg.refine_config(),
             renderer=renderer,
             progress=progress,
+            callback=refine_callback,
         )
         preset = result.preset
         info["refine"] = {k: v for k, v in result.info.items() if k not in ("params", "history")}

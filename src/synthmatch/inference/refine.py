@@ -34,7 +34,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -319,6 +319,7 @@ def refine(
     renderer=None,
     n_threads: int | None = None,
     progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
 ) -> RefineResult:
     """Refine `start` towards `target` with CMA-ES; never returns a worse preset than `start`.
 
@@ -333,6 +334,8 @@ def refine(
         renderer: a `synth.render.Renderer` at `sample_rate` to reuse (default: one is made and closed).
         n_threads: render threads when no renderer is given (default: every core).
         progress: show a progress bar.
+        callback: called after the start's evaluation and after each generation with
+            `{"n_evals", "budget", "initial_loss", "best_loss", "elapsed_s"}` (e.g. a web page's progress bar).
     Returns:
         RefineResult(preset, info). info holds initial_loss, final_loss, n_evals, elapsed_s, evals_per_s,
         improved, stop_reason and more; `{"skipped": True, "reason": ...}` when vita cannot be imported.
@@ -359,7 +362,7 @@ def refine(
         objective = MultiScaleLogMel(target, sample_rate, loudness_normalize=True)
         return _Search(
             start, objective, renderer, midi_note, note_duration_s, duration_s, tier, config, progress, t0
-        ).run()
+        ).run(callback)
     finally:
         if own_renderer:
             renderer.close()
@@ -408,7 +411,19 @@ class _Search:
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
-    def run(self) -> RefineResult:
+    def _report(self, callback, budget: int, initial_loss: float, best_loss: float) -> None:
+        if callback is not None:
+            callback(
+                {
+                    "n_evals": self.n_evals,
+                    "budget": budget,
+                    "initial_loss": float(initial_loss),
+                    "best_loss": float(best_loss),
+                    "elapsed_s": round(self.elapsed(), 3),
+                }
+            )
+
+    def run(self, callback: Callable[[dict], None] | None = None) -> RefineResult:
         import cma
 
         cfg, space = self.cfg, self.space
@@ -423,6 +438,7 @@ class _Search:
         initial_loss = self.evaluate([self.base])[0]
         best_x, best_loss = x0.copy(), initial_loss
         self.history.append(best_loss)
+        self._report(callback, budget, initial_loss, best_loss)
         info: dict = {
             "tier": self.tier,
             "n_params": space.size,
@@ -486,6 +502,7 @@ class _Search:
                 gen_s = time.perf_counter() - g0
                 bar.update(len(batch))
                 bar.set_postfix(loss=f"{best_loss:.4f}")
+                self._report(callback, budget, initial_loss, best_loss)
             bar.close()
         best = space.decode(best_x, self.base) if space.size else self.base
         improved = best_loss < initial_loss
