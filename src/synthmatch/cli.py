@@ -689,6 +689,100 @@ def _add_inspect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+# ---------------------------------------------------------------------------------------------------
+# eval
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(x.strip().replace("-", "_") for x in text.split(",") if x.strip())
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    """Benchmark matching: every method on every test set at one render budget, scored by every metric.
+
+    Test sets: in_domain (held-out generated presets, seed 9000001, with ground truth), community (the 15
+    presets presets/community/split.json reserves for evaluation) and audio (--audio-dir). Methods: init
+    (Vital's init preset), random (a random preset), nn (nearest training example by log-mel embedding,
+    needs --train-data), model (needs -c or the bundled model), cmaes (CMA-ES from init, B evaluations),
+    model_cmaes (CMA-ES from the prediction, B evaluations), random_search (best of B random presets).
+    Metrics: multi-scale log-mel L1, MFCC distance, spectral convergence, RMS-envelope cosine, pitch error,
+    parameter MAE and categorical accuracy, each as median [bootstrap 95% CI], with the noise floor (two
+    renders of the true preset) and paired win rates. Writes eval.md, eval.json and PNG plots to -o and
+    prints the Markdown table. See docs/EVAL.md.
+    """
+    import shlex
+
+    from synthmatch.evaluation.benchmark import EvalConfig, run_eval
+
+    cfg = EvalConfig(
+        checkpoint=args.checkpoint,
+        test_sets=_csv(args.test_sets) if args.test_sets else None,
+        audio_dir=args.audio_dir,
+        tier=args.tier,
+        n=args.n,
+        budget=args.budget,
+        **({"methods": _csv(args.methods)} if args.methods else {}),
+        train_data=args.train_data,
+        output=args.output,
+        quick=args.quick,
+        seed=args.seed,
+        workers=args.workers,
+        progress=sys.stderr.isatty(),
+        command=shlex.join(["synthmatch", *sys.argv[1:]]),
+    )
+    run = run_eval(cfg)
+    print(run.markdown)
+    print(f"wrote {', '.join(str(p) for p in run.paths.values())}")
+    return 0
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c",
+        "--checkpoint",
+        type=Path,
+        help="model for the model and model_cmaes methods (default: the bundled model; skipped without one)",
+    )
+    p.add_argument(
+        "--test-sets",
+        help="comma-separated: in_domain,community,audio (default: in_domain,community, plus audio with --audio-dir)",
+    )
+    p.add_argument(
+        "--audio-dir", type=Path, help="folder of audio files: the audio test set (no ground truth)"
+    )
+    p.add_argument(
+        "--tier",
+        type=int,
+        choices=(1, 2, 3),
+        help="parameter space of the in-domain targets and of CMA-ES from init (default: the model's, else 2)",
+    )
+    p.add_argument("-n", type=int, help="in-domain targets (default 50; 3 with --quick)")
+    p.add_argument(
+        "--budget",
+        type=int,
+        help="evaluations (renders) of each search method per target (default 100; 24 with --quick)",
+    )
+    p.add_argument(
+        "--methods",
+        help="comma-separated subset of init,random,nn,model,cmaes,model_cmaes,random_search (default: all)",
+    )
+    p.add_argument(
+        "--train-data", type=Path, metavar="FILE.h5", help="training dataset for the nearest-neighbour method"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("out/eval"),
+        help="folder for eval.md, eval.json, PNGs (default out/eval)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI-sized smoke run: 3 in-domain + 2 community targets of at most 1 s, budget 24",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random baselines and CMA-ES (default 0)")
+    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+
+
 # (name, declare flags, run, one-line help)
 _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
     ("params", _add_params, _run_params, "list Vital's parameter space (name, kind, module, range, tier)"),
@@ -709,6 +803,7 @@ _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
     ("generate", _add_generate, _run_generate, "render a training dataset (parallel, resumable, shardable)"),
     ("merge", _add_merge, _run_merge, "join datasets (e.g. generate shards) into one file"),
     ("inspect", _add_inspect, _run_inspect, "summarise a dataset, or show one example's parameters"),
+    ("eval", _add_eval, _run_eval, "benchmark matching methods on held-out targets (tables, JSON, plots)"),
 ]
 
 

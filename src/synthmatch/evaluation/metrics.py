@@ -84,14 +84,16 @@ def envelope_cosine(target: np.ndarray, match: np.ndarray, sample_rate: int) -> 
     return float(et @ em / denom) if denom > 0 else 0.0
 
 
-def pitch_error(target: np.ndarray, match: np.ndarray, sample_rate: int) -> float:
-    """Semitones between the two sounds' pitch estimates; NaN when either is unpitched."""
+def pitch_error(target: np.ndarray, match: np.ndarray, sample_rate: int, target_pitch=None) -> float:
+    """Semitones between the two sounds' pitch estimates; NaN when either is unpitched.
+
+    Args:
+        target_pitch: the target's `audio.pitch.estimate_pitch`, when already known (saves one estimate).
+    """
     from synthmatch.audio.pitch import estimate_pitch
 
-    pt, pm = (
-        estimate_pitch(np.asarray(target, np.float32), sample_rate),
-        estimate_pitch(np.asarray(match, np.float32), sample_rate),
-    )
+    pt = target_pitch or estimate_pitch(np.asarray(target, np.float32), sample_rate)
+    pm = estimate_pitch(np.asarray(match, np.float32), sample_rate)
     if not (pt.pitched and pm.pitched):
         return float("nan")
     return float(abs(12 * math.log2(pt.f0_hz / pm.f0_hz)))
@@ -116,10 +118,23 @@ def audio_metrics(
     match: np.ndarray,
     sample_rate: int,
     extra: dict[str, Callable[[np.ndarray], float]] | None = None,
+    target_pitch=None,
 ) -> dict[str, float]:
-    """Every audio metric of a match against its target (mono, same sample rate)."""
+    """Every audio metric of a match against its target (mono, same sample rate).
+
+    Args:
+        extra: more metrics of the match alone, by name.
+        target_pitch: the target's pitch estimate when already known (evaluation computes it once).
+    """
     with torch.no_grad():
-        out = {name: float(fn(target, match, sample_rate)) for name, fn in AUDIO_METRICS.items()}
+        out = {
+            name: float(
+                pitch_error(target, match, sample_rate, target_pitch)
+                if name == "pitch_error"
+                else fn(target, match, sample_rate)
+            )
+            for name, fn in AUDIO_METRICS.items()
+        }
     for name, fn in (extra or {}).items():
         out[name] = float(fn(match))
     return out

@@ -1,7 +1,9 @@
 """Evaluation targets: in-domain generated notes, held-out community presets, and user audio folders.
 
-- in-domain: presets drawn by the dataset sampler with a seed reserved for evaluation (never used to
-  generate training data), rendered at MIDI notes 48/60/72; ground truth = the preset and its vector.
+- in_domain: presets drawn by the dataset sampler (random draws, no breeding from community presets) with
+  a seed reserved for evaluation (never used to generate training data), each rendered at one of the MIDI
+  notes 48/60/72 (`datagen.sample.example_midi_note`); ground truth = the preset and its vector. Silent or
+  clipped draws are skipped, as `generate` rejects them.
 - community: the presets `presets/community/split.json` reserves for evaluation, rendered from their
   original files (full presets, with their own wavetables and routing); the tier vector of the file is the
   parameter ground truth, which a tier-2 model can only approximate.
@@ -22,16 +24,17 @@ import numpy as np
 
 from synthmatch.audio.io import list_audio_files, load_audio, trim_leading_silence
 from synthmatch.datagen.community import COMMUNITY_DIR, test_preset_names, unusable_preset_names
-from synthmatch.datagen.sample import PresetSampler
+from synthmatch.datagen.sample import PresetSampler, example_midi_note
 from synthmatch.synth.presets import ParamVector, Preset
 from synthmatch.synth.render import Renderer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Target", "EVAL_SEED", "in_domain_targets", "community_targets", "audio_targets"]
+__all__ = ["Target", "EVAL_SEED", "TEST_SETS", "in_domain_targets", "community_targets", "audio_targets"]
 
 # Reserved for evaluation: training datasets must use other seeds (generate's default is 0).
 EVAL_SEED = 9_000_001
+TEST_SETS = ("in_domain", "community", "audio")
 _SILENT_DB = -50.0
 
 
@@ -74,7 +77,7 @@ def in_domain_targets(
     with Renderer(sample_rate=sample_rate) as r:
         while len(targets) < n and i < 20 * n + 20:
             batch = [sampler.sample(i + k) for k in range(max(4, n))]
-            note_of = [notes[(ex.index) % len(notes)] for ex in batch]
+            note_of = [example_midi_note(seed, ex.index, tier, notes) for ex in batch]
             first = r.render_batch([e.preset for e in batch], note_of, note_duration_s, duration_s)
             second = r.render_batch([e.preset for e in batch], note_of, note_duration_s, duration_s)
             for ex, note, a, b in zip(batch, note_of, first, second):
@@ -86,7 +89,7 @@ def in_domain_targets(
                 targets.append(
                     Target(
                         f"gen_{tier}_{ex.index}",
-                        "in-domain",
+                        "in_domain",
                         a.audio,
                         sample_rate,
                         note,
@@ -114,7 +117,12 @@ def community_targets(
     names = [n for n in test_preset_names(folder) if n not in unusable_preset_names(folder)]
     if limit is not None:
         names = names[:limit]
-    presets = [Preset.load(folder / f"{n}.vital") for n in names]
+    presets = []
+    for n in names:
+        try:
+            presets.append(Preset.load(folder / f"{n}.vital"))
+        except (OSError, ValueError) as exc:  # PresetError is a ValueError
+            log.warning("community test preset %s skipped: %s", n, exc)
     jobs = [(p, note) for p in presets for note in notes]
     targets = []
     with Renderer(sample_rate=sample_rate) as r:
