@@ -1,11 +1,15 @@
 """CMA-ES refinement: speed against the raw renderer, wall time, quality, and the noise-floor method.
 
-    python benchmarks/refine.py [--parts speed,wall,quality,noise] [--targets 20] [--evals 500]
+    python benchmarks/refine.py [--parts objective,speed,wall,quality,noise,method] [--targets 20]
+                                [--evals 500] [--starts perturbed,init]
 
 Targets are held-out generated presets (tier 2, sampler seed 9_000_001, never used for training), audible
 (RMS above -50 dBFS), rendered 2 s long with the key held 1.5 s at a note drawn from 48-72, with random
 phase on, as a user's target would be. Parts:
 
+- objective: cost of one objective call (`MultiScaleLogMel`, target spectra computed once) on a 2 s
+  candidate in a worker thread (refine scores candidates in its render threads) and in the main thread,
+  against `match_distance` (target spectra recomputed) and one 2 s render on one thread.
 - speed: evaluations/s of `refine` with 1 and 2 threads against the raw renderer rate at the same
   parallelism (`Renderer.render_batch` of comparable candidates, no settle, no objective; target ratio
   >= 0.85), and against the renderer doing the same renders refinement does (settle render included).
@@ -15,9 +19,11 @@ phase on, as a user's target would be. Parts:
   stand-in for a model prediction with the right categoricals), and Vital's init preset (the no-model
   baseline). Losses are measured on fresh renders of the returned preset as the user gets it (random
   phase restored), mean of 2; the noise floor is the distance between two renders of the true preset.
+  `--starts` picks which of the two run.
 - noise: the objective's repeatability (distance between two renders of one candidate with another
   candidate rendered in between, as in a search) with random phase as-is, with it held at 0, and with
-  phase 0 plus the settle render; then refinement with the method on and off.
+  phase 0 plus the settle render.
+- method: refinement with that noise-floor method on and off (10 targets, at most 200 evaluations).
 Run it on an otherwise idle machine: each table reports how many cores the whole machine was busy.
 """
 
@@ -69,6 +75,53 @@ def perturbed(preset: Preset, rng: np.random.Generator, scale: float = 0.15) -> 
 def user_loss(renderer: Renderer, preset: Preset, target: dict, n: int = 2) -> float:
     results = renderer.render_batch([preset] * n, target["note"], NOTE_S, DURATION_S)
     return float(np.mean([match_distance(target["audio"], r.audio, SR) for r in results]))
+
+
+def _median_ms(repeats: int, fn, *args, **kwargs) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(*args, **kwargs)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def part_objective(targets: list[dict]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = []
+    with Renderer(SR, n_threads=1) as r, ThreadPoolExecutor(1) as worker:
+        for t in targets:
+            cand = perturbed(t["preset"], np.random.default_rng(t["index"]))
+            audio = r.render(cand, t["note"], NOTE_S, DURATION_S)
+            load: dict = {}
+            with load_monitor(load):
+                setup = _median_ms(5, MultiScaleLogMel, t["audio"], SR, loudness_normalize=True)
+                obj = MultiScaleLogMel(t["audio"], SR, loudness_normalize=True)
+                # refine scores each candidate in the render thread that rendered it
+                worker.submit(obj, audio).result()  # warm up
+                call = worker.submit(_median_ms, 20, obj, audio).result()
+                full = worker.submit(_median_ms, 10, match_distance, t["audio"], audio, SR).result()
+                call_main = _median_ms(10, obj, audio)
+                render = _median_ms(5, r.render, cand, t["note"], NOTE_S, DURATION_S)
+            rows.append(
+                [t["index"], call, call_main, setup, full, render, call / render, load["machine_busy_cores"]]
+            )
+    print_table(
+        [
+            "target",
+            "objective ms/call",
+            "same in the main thread",
+            "target spectra ms (once)",
+            "match_distance ms",
+            "render ms",
+            "objective / render",
+            "machine busy cores",
+        ],
+        rows,
+        title="Objective cost: multi-scale log-mel L1 of a 2 s candidate (windows 10/25/100 ms) in a worker "
+        "thread, as refine runs it, against one render on one thread",
+    )
 
 
 def part_speed(targets: list[dict], evals: int) -> None:
@@ -160,17 +213,23 @@ def part_wall(targets: list[dict]) -> None:
     )
 
 
-def part_quality(targets: list[dict], evals: int) -> None:
+def part_quality(targets: list[dict], evals: int, starts: set[str]) -> None:
     summary = []
     with Renderer(SR) as r:
         floors = []
         for t in targets:
             a, b = (x.audio for x in r.render_batch([t["preset"]] * 2, t["note"], NOTE_S, DURATION_S))
             floors.append(match_distance(a, b, SR))
-        for label, make_start in (
-            ("perturbed truth", lambda t: perturbed(t["preset"], np.random.default_rng(t["index"]))),
-            ("init", lambda t: Preset.init()),
+        for key, label, make_start in (
+            (
+                "perturbed",
+                "perturbed truth",
+                lambda t: perturbed(t["preset"], np.random.default_rng(t["index"])),
+            ),
+            ("init", "init", lambda t: Preset.init()),
         ):
+            if key not in starts:
+                continue
             before, after, secs, busy, improved = [], [], [], [], 0
             for t in targets:
                 start = make_start(t)
@@ -224,7 +283,7 @@ def part_quality(targets: list[dict], evals: int) -> None:
     )
 
 
-def part_noise(targets: list[dict], evals: int) -> None:
+def part_noise(targets: list[dict]) -> None:
     rows = []
     with Renderer(SR, n_threads=1) as r:
         for label, phase0, settle in (
@@ -253,6 +312,9 @@ def part_noise(targets: list[dict], evals: int) -> None:
         rows,
         title="Objective repeatability: the same candidate scored twice, another rendered in between",
     )
+
+
+def part_method(targets: list[dict], evals: int) -> None:
     rows = []
     with Renderer(SR) as r:
         for label, cfg in (
@@ -303,22 +365,28 @@ def part_noise(targets: list[dict], evals: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="speed,wall,quality,noise")
+    ap.add_argument("--parts", default="objective,speed,wall,quality,noise,method")
     ap.add_argument("--targets", type=int, default=20, help="held-out targets for quality")
     ap.add_argument("--evals", type=int, default=500, help="evaluations per refinement in quality")
+    ap.add_argument("--starts", default="perturbed,init", help="quality's starts: perturbed, init or both")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     print(f"machine: {machine_line()}")
+    print(f"command: python benchmarks/refine.py {' '.join(sys.argv[1:])}".rstrip())
     with Renderer(SR) as r:
-        targets = held_out_targets(args.targets, r)
+        targets = held_out_targets(max(args.targets, 10), r)
+    if "objective" in parts:
+        part_objective(targets[:4])
     if "speed" in parts:
         part_speed(targets[:4], 120)
     if "wall" in parts:
         part_wall(targets[:3])
     if "quality" in parts:
-        part_quality(targets, args.evals)
+        part_quality(targets[: args.targets], args.evals, set(args.starts.split(",")))
     if "noise" in parts:
-        part_noise(targets[:10], min(args.evals, 200))
+        part_noise(targets[:10])
+    if "method" in parts:
+        part_method(targets[:10], min(args.evals, 200))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,8 @@ def load_audio(
         raise AudioError(f"{p}: no such file")
     if p.is_dir():
         raise AudioError(f"{p}: is a directory, expected an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: the file is empty (0 bytes), expected an audio file")
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...

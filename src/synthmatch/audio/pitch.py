@@ -9,8 +9,17 @@ largest FFT bin inside each, and every candidate f0 (MIDI 24-108) scores the wei
 spectrum at its harmonics minus the sum halfway between them. Subtracting the in-between positions
 removes the octave errors of plain harmonic sums (f0/2 collects every harmonic of f0; 2 f0 loses the odd
 ones), and taking the largest bin tolerates the smeared partials of unison-detuned supersaws and the
-stretched ones of real strings. The confidence is the harmonic contrast of the winner: how far its
-harmonics stand above the spectrum between them (about 1 for a saw, 0.1-0.3 for noise and drums).
+stretched ones of real strings. The winner is then refined from the exact frequencies of its first
+partials (parabolic interpolation on the FFT), since the log grid alone can put a low sine 0.7
+semitones off. The confidence is the harmonic contrast of the winner: how far its harmonics stand above
+the spectrum between them (about 1 for a saw, 0.1-0.3 for noise and drums).
+
+Inharmonic sounds whose partials share a common period get that period: the FM bell in examples/
+(440 Hz carrier, 616 Hz modulator) has strong partials at 176, 440, 792 and 1056 Hz, all harmonics of
+88 Hz, and is estimated at MIDI 41 rather than A4. That is deliberate: at MIDI 41 a Vital preset can
+reproduce every one of those partials as a harmonic (at MIDI 69 the 176 Hz one is out of reach), and
+refinement from init reaches a lower loss there (1.19 against 1.41 at MIDI 69, 300 evaluations);
+`--midi-note` overrides it.
 
 Timing comes from the RMS envelope (10 ms frames): the key is taken as released at the last "knee"
 where a steady or gently decaying level turns into a fast fall; sounds with no such knee (plucks,
@@ -43,7 +52,7 @@ __all__ = [
 
 FALLBACK_MIDI_NOTE = 60
 # Harmonic contrast above which a sound counts as pitched (noise and drums measure 0.1-0.3, detuned
-# supersaws and filtered notes 0.5 and above; see tests/audio/test_pitch.py).
+# supersaws and filtered notes 0.5 and above; see tests/inference/test_pitch.py).
 PITCHED_CONFIDENCE = 0.4
 
 _BINS_PER_OCTAVE = 48
@@ -52,6 +61,7 @@ _MIDI_MIN, _MIDI_MAX = 24, 108  # candidate range (C1 .. C8)
 _N_HARMONICS = 24
 _F_MAX = 10000.0  # harmonics above this are ignored (little pitch information, much noise)
 _COMPRESSION = 0.5  # magnitude ** 0.5: weak partials count, but far less than in dB
+_N_REFINE_HARMONICS = 8  # partials that fix the exact f0 (few: real strings stretch the higher ones)
 
 
 def hz_to_midi(f_hz: float) -> float:
@@ -143,15 +153,24 @@ def _log_axis(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray, np.
     return centres, first, last
 
 
-def _log_spectrum(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Peak-preserving 1/48-octave magnitude spectrum, relative to its peak and compressed."""
-    n_fft = 8192 * max(1, int(round(sample_rate / 44100)))  # ~0.19 s: resolves harmonics of MIDI 24
+def _fft_n(sample_rate: int) -> int:
+    return 8192 * max(1, int(round(sample_rate / 44100)))  # ~0.19 s: resolves harmonics of MIDI 24
+
+
+def _long_term_spectrum(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(n_fft // 2 + 1,) average STFT magnitude of the analysed region."""
+    n_fft = _fft_n(sample_rate)
     x = audio.astype(np.float32)
     if len(x) < n_fft:  # one frame with the note in the middle of the window
         left = (n_fft - len(x)) // 2
         x = np.pad(x, (left, n_fft - len(x) - left))
     mag = stft_magnitude(x, n_fft, n_fft // 4, center=False)  # (F, T)
-    spec = mag.mean(axis=1).astype(np.float64)  # long-term average magnitude (F,)
+    return mag.mean(axis=1).astype(np.float64)
+
+
+def _log_spectrum(spec: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Peak-preserving 1/48-octave magnitude spectrum, relative to its peak and compressed."""
+    n_fft = _fft_n(sample_rate)
     centres, first, last = _log_axis(sample_rate, n_fft)
     fft_hz = np.arange(len(spec)) * sample_rate / n_fft
     # Narrow low bins: interpolate; wide high bins: the largest FFT bin inside them.
@@ -195,6 +214,45 @@ def _salience(logspec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cands, harm - between, harm
 
 
+def _refine_f0(spec: np.ndarray, sample_rate: int, f0: float) -> float:
+    """f0 from the exact frequencies of its first partials, where the log grid is too coarse.
+
+    Below about MIDI 40 the FFT bins are wider than a quarter semitone and a sine's (or a sub bass's)
+    pitch read off the 1/48-octave grid can be 0.7 semitones off. Each of the first 8 harmonics found
+    near k * f0 (a local maximum within 40 dB of the strongest one) is located to a fraction of a bin by
+    parabolic interpolation of the log magnitude; f0 is then the magnitude-weighted least-squares fit of
+    f_k = k * f0. Without a usable harmonic the grid estimate is kept.
+    """
+    n_fft = _fft_n(sample_rate)
+    bin_hz = sample_rate / n_fft
+    log_mag = np.log(spec + 1e-12)
+    floor = float(spec.max()) * 10 ** (-40 / 20)
+    num = den = 0.0
+    for k in range(1, _N_REFINE_HARMONICS + 1):
+        fk = k * f0
+        if fk >= min(_F_MAX, sample_rate / 2 * 0.95):
+            break
+        half = max(1.5 * bin_hz, fk * min(2 ** (1 / 12) - 1, 0.4 / k))  # a semitone, less than f0/2.5
+        lo = max(1, int(math.floor((fk - half) / bin_hz)))
+        hi = min(len(spec) - 2, int(math.ceil((fk + half) / bin_hz)))
+        if hi <= lo:
+            continue
+        i = lo + int(np.argmax(spec[lo : hi + 1]))
+        if spec[i] < floor or not (spec[i] >= spec[i - 1] and spec[i] >= spec[i + 1]):
+            continue  # no partial here (or the window's edge is the top of a neighbour's slope)
+        y0, y1, y2 = log_mag[i - 1], log_mag[i], log_mag[i + 1]
+        denom = y0 - 2 * y1 + y2
+        delta = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5)) if denom < 0 else 0.0
+        w = float(spec[i])
+        num += w * k * (i + delta) * bin_hz
+        den += w * k * k
+    if den <= 0:
+        return f0
+    refined = num / den
+    # never move further than the grid's own uncertainty (a semitone)
+    return refined if abs(12 * math.log2(refined / f0)) <= 1.0 else f0
+
+
 def estimate_pitch(audio: np.ndarray, sample_rate: int) -> PitchEstimate:
     """The MIDI pitch of a one-shot note and how sure the estimate is.
 
@@ -208,7 +266,8 @@ def estimate_pitch(audio: np.ndarray, sample_rate: int) -> PitchEstimate:
     if a.size < 256 or not np.any(a):
         return PitchEstimate(math.nan, math.nan, FALLBACK_MIDI_NOTE, 0.0, False)
     region = _loud_region(a, sample_rate)
-    logspec = _log_spectrum(region, sample_rate)
+    spec = _long_term_spectrum(region, sample_rate)
+    logspec = _log_spectrum(spec, sample_rate)
     cands, sal, harm = _salience(logspec)
     best = int(np.argmax(sal))
     # Parabolic interpolation between neighbouring candidates for a sub-bin pitch.
@@ -218,7 +277,7 @@ def estimate_pitch(audio: np.ndarray, sample_rate: int) -> PitchEstimate:
         denom = y0 - 2 * y1 + y2
         if denom < 0:
             offset = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
-    f0 = _F_LO * 2.0 ** ((cands[best] + offset) / _BINS_PER_OCTAVE)
+    f0 = _refine_f0(spec, sample_rate, _F_LO * 2.0 ** ((cands[best] + offset) / _BINS_PER_OCTAVE))
     contrast = float(sal[best] / harm[best]) if harm[best] > 0 else 0.0
     confidence = float(np.clip(contrast, 0.0, 1.0))
     midi = hz_to_midi(f0)

@@ -94,9 +94,8 @@ def load_target(
         source_sr, channels, source_frames = sr, 1, len(audio)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak < SILENCE_PEAK:
-        raise AudioError(
-            f"{p}: the audio is silent (peak {20 * np.log10(peak + 1e-12):.0f} dBFS, below -80 dBFS)"
-        )
+        level = "every sample is zero" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
+        raise AudioError(f"{p}: the audio is silent ({level}; a target must peak above -80 dBFS)")
     trimmed = trim_leading_silence(audio, sr)
     trimmed_s = (len(audio) - len(trimmed)) / sr
     clip = int(round(clip_seconds * sr))
