@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from synthmatch.audio.distances import match_distance
+from synthmatch.inference.refine import _TRANSPOSES as TRANSPOSES
 from synthmatch.inference.refine import RefineConfig, refine, search_space
 from synthmatch.synth import _vita
 from synthmatch.synth.presets import Preset
@@ -53,9 +54,23 @@ def test_refinement_lowers_the_loss(refined, known, renderer):
     assert info["history"] == sorted(info["history"], reverse=True)  # best-so-far never rises
     # the gain is real in the sound the user gets, not only in the search's fixed-phase renders
     assert _user_loss(renderer, preset, known.audio) < 0.9 * _user_loss(renderer, start, known.audio)
-    # only searched controls moved; categoricals, switches and the random-phase setting are as they were
+    # only searched controls (and, by pitch alignment, transposes) moved; categoricals, switches and the
+    # random-phase setting are as they were
     moved = {d.split(":")[0] for d in preset.differences(start)}
-    assert moved and moved <= set(search_space(start, 1).controls)
+    assert moved and moved <= set(search_space(start, 1).controls) | set(TRANSPOSES)
+
+
+def test_a_start_at_the_wrong_pitch_is_transposed(known, renderer):
+    """Transposes are integers CMA-ES does not search: the alignment step moves them to the target's pitch."""
+    sharp = known.preset.with_values(
+        **{n: known.preset.values.get(n, 0.0) + 5 for n in TRANSPOSES if n.startswith("osc")}
+    )
+    preset, info = _refine(sharp, known.audio, renderer, max_evals=12)
+    assert info["pitch_alignment"]["shift"] == -5
+    assert info["final_loss"] < 0.5 * info["initial_loss"]
+    assert preset.values["osc_1_transpose"] == known.preset.values.get("osc_1_transpose", 0.0)
+    _, off = _refine(sharp, known.audio, renderer, max_evals=12, align_pitch=False)
+    assert "pitch_alignment" not in off and info["final_loss"] < off["final_loss"]
 
 
 def test_never_worse_than_the_start(known, renderer):

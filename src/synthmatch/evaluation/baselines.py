@@ -268,6 +268,8 @@ def refine_history(info: dict) -> list[tuple[int, float]]:
     spends `verify.renders_each` on each of start and best after the search.
     """
     history = info.get("history") or []
+    if history and len(info.get("history_evals") or ()) == len(history):
+        return [(int(k), float(h)) for k, h in zip(info["history_evals"], history)]
     if not history:
         return []
     popsize = int(info.get("popsize") or 1)

@@ -446,7 +446,7 @@ def run_eval(cfg: EvalConfig) -> EvalRun:
                 recs, floor, audio = ev.run_target(target, k)
                 k += 1
                 if not cfg.progress:  # no progress bar (not a terminal): one line per target instead
-                    done = bar.n + 1
+                    done = k  # a disabled tqdm does not count
                     log.info(
                         "target %d/%d %s/%s: %.1f s",
                         done,

@@ -336,7 +336,9 @@ def match_target(
             callback=refine_callback,
         )
         preset = result.preset
-        info["refine"] = {k: v for k, v in result.info.items() if k not in ("params", "history")}
+        info["refine"] = {
+            k: v for k, v in result.info.items() if k not in ("params", "history", "history_evals")
+        }
     name = f"synthmatch {target.path.stem}"
     preset = preset.with_meta(
         preset_name=name,

@@ -98,6 +98,11 @@ class RefineConfig:
         fixed_phase: hold random oscillator phase at 0 while searching (the noise-floor method).
         settle_s: seconds rendered and discarded before each candidate's render (see the module doc).
         verify_renders: renders each of start and best with random phase restored in the final check.
+        align_pitch: before CMA-ES, when the start sounds at another pitch than the target, try shifting
+            every oscillator's and the sample's transpose by the difference (and an octave either side,
+            against octave errors of the pitch estimate); keep the shift that lowers the loss. Transposes
+            are integers CMA-ES does not search, so a start a few semitones off cannot be fixed otherwise.
+            Costs up to 4 evaluations of the budget.
     """
 
     max_evals: int = 500
@@ -108,6 +113,7 @@ class RefineConfig:
     fixed_phase: bool = True
     settle_s: float = 0.25
     verify_renders: int = 2
+    align_pitch: bool = True
 
     def __post_init__(self) -> None:
         if self.max_evals < 1:
@@ -305,6 +311,16 @@ def _fixed_phase(preset: Preset) -> Preset:
     return replace(preset, values={**preset.values, **{n: 0.0 for n in _RANDOM_PHASE}})
 
 
+_TRANSPOSES = ("osc_1_transpose", "osc_2_transpose", "osc_3_transpose", "sample_transpose")
+
+
+def _transposed(preset: Preset, semitones: int) -> Preset:
+    """`preset` with every oscillator's and the sample's transpose moved by `semitones` (within +-48)."""
+    return preset.with_values(
+        **{n: float(np.clip(preset.values.get(n, 0.0) + semitones, -48, 48)) for n in _TRANSPOSES}
+    )
+
+
 def _restore_phase(preset: Preset, start: Preset) -> Preset:
     return replace(preset, values={**preset.values, **{n: start.values.get(n, 0.0) for n in _RANDOM_PHASE}})
 
@@ -390,6 +406,7 @@ class _Search:
         self.tier = tier
         self.n_evals = 0
         self.history: list[float] = []
+        self.history_evals: list[int] = []  # evaluations spent at each history point
 
     def _loss(self, audio: np.ndarray) -> float:
         if audio is None or audio.size == 0 or not np.all(np.isfinite(audio)):
@@ -428,6 +445,40 @@ class _Search:
                 }
             )
 
+    def _align_pitch(self, start_loss: float) -> tuple[Preset | None, float, dict]:
+        """Shift the start's transposes so it sounds at the target's pitch (see RefineConfig.align_pitch).
+
+        Returns (best shifted preset or None, its loss, a summary for the info dict).
+        """
+        from synthmatch.audio.pitch import estimate_pitch
+
+        sr = self.objective.sample_rate
+        target_pitch = estimate_pitch(self.objective.target, sr)
+        res = self.renderer.render_batch(
+            [self.base], self.midi_note, self.note_s, self.duration_s, settle_s=self.cfg.settle_s
+        )[0]
+        self.n_evals += 1
+        info: dict = {"target_midi": None, "start_midi": None, "shift": 0, "tried": []}
+        if not res.ok or not target_pitch.pitched:
+            return None, start_loss, info
+        start_pitch = estimate_pitch(res.audio, sr)
+        info["target_midi"] = round(float(target_pitch.midi), 3)
+        if not start_pitch.pitched:
+            return None, start_loss, info
+        info["start_midi"] = round(float(start_pitch.midi), 3)
+        d = int(round(target_pitch.midi - start_pitch.midi))
+        if d == 0:
+            return None, start_loss, info
+        shifts = [s for s in dict.fromkeys((d, d - 12, d + 12)) if s != 0 and abs(s) <= 48]
+        candidates = [_transposed(self.base, s) for s in shifts]
+        losses = self.evaluate(candidates)
+        info["tried"] = [{"shift": s, "loss": round(float(v), 5)} for s, v in zip(shifts, losses)]
+        i = int(np.argmin(losses))
+        if losses[i] < start_loss:
+            info["shift"] = shifts[i]
+            return candidates[i], float(losses[i]), info
+        return None, start_loss, info
+
     def run(self, callback: Callable[[dict], None] | None = None) -> RefineResult:
         import cma
 
@@ -443,6 +494,16 @@ class _Search:
         initial_loss = self.evaluate([self.base])[0]
         best_x, best_loss = x0.copy(), initial_loss
         self.history.append(best_loss)
+        self.history_evals.append(self.n_evals)
+        pitch_info = None
+        if cfg.align_pitch and budget - self.n_evals >= 4:
+            shifted, shifted_loss, pitch_info = self._align_pitch(initial_loss)
+            if shifted is not None and shifted_loss < best_loss:
+                self.base, best_loss = shifted, shifted_loss
+                x0 = space.encode(self.base)
+                best_x = x0.copy()
+            self.history.append(best_loss)
+            self.history_evals.append(self.n_evals)
         self._report(callback, budget, initial_loss, best_loss)
         info: dict = {
             "tier": self.tier,
@@ -456,6 +517,8 @@ class _Search:
             "note_duration_s": round(self.note_s, 4),
             "duration_s": round(self.duration_s, 4),
         }
+        if pitch_info is not None:
+            info["pitch_alignment"] = pitch_info
         stop_reason = "budget"
         generations = 0
         if space.size == 0:
@@ -503,6 +566,7 @@ class _Search:
                 if losses[i] < best_loss:
                     best_loss, best_x = losses[i], np.asarray(batch[i][: space.size], np.float64).copy()
                 self.history.append(best_loss)
+                self.history_evals.append(self.n_evals)
                 generations += 1
                 gen_s = time.perf_counter() - g0
                 bar.update(len(batch))
@@ -539,5 +603,6 @@ class _Search:
             generations=generations,
             stop_reason=stop_reason,
             history=[round(h, 5) for h in self.history],
+            history_evals=list(self.history_evals),
         )
         return RefineResult(result_preset, info)
