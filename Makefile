@@ -7,9 +7,9 @@ PYTEST_ARGS ?=
 # The bundled examples, matched by `make match`.
 EXAMPLES ?= examples
 OUT ?= out
-# Refined from Vital's init preset with a modest budget (about 45 s for the six examples on 2 cores);
-# writes .vital, WAV, PNG and a tutorial per example. Drop `--start init` to start from a model.
-MATCH_FLAGS ?= --start init --refine --refine-evals 300 --refine-timeout 20 --render --tutorial
+# Started from the bundled default model's prediction and refined with CMA-ES (300 renders or 20 s per
+# example); writes .vital, WAV, spectrogram PNG and a tutorial per example. `--start init` compares.
+MATCH_FLAGS ?= --refine --refine-evals 300 --refine-timeout 20 --render --tutorial
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test match lint format bench clean examples

@@ -26,10 +26,12 @@ __all__ = [
     "MultiScaleLogMel",
     "scales_for_windows_ms",
     "match_distance",
+    "match_lengths",
 ]
 
 
-def _match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def match_lengths(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two sounds as flat float32 arrays cut to the shorter one's length (ValueError when one is empty)."""
     a = np.asarray(a, np.float32).reshape(-1)
     b = np.asarray(b, np.float32).reshape(-1)
     n = min(len(a), len(b))
@@ -40,7 +42,7 @@ def _match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def log_mel_l1(a: np.ndarray, b: np.ndarray, settings: MelSettings = MelSettings()) -> float:
     """Mean absolute difference of natural-log mel spectrograms (0 for identical audio)."""
-    a, b = _match(a, b)
+    a, b = match_lengths(a, b)
     return float(np.mean(np.abs(log_mel(a, settings) - log_mel(b, settings))))
 
 
@@ -81,7 +83,7 @@ class MultiScaleLogMel:
         self._target_specs = [log_mel(self.target, s) for s in self.scales]
 
     def __call__(self, candidate: np.ndarray) -> float:
-        cand, _ = _match(candidate, self.target)
+        cand, _ = match_lengths(candidate, self.target)
         if self.loudness_normalize:
             cand = normalize_loudness(cand)
         total = 0.0
@@ -96,11 +98,11 @@ def multiscale_log_mel_l1(
     a: np.ndarray, b: np.ndarray, sample_rate: int, windows_ms: Sequence[float] = (10, 25, 100)
 ) -> float:
     """Multi-scale log-mel L1 between two sounds (windows about 10/25/100 ms)."""
-    a, b = _match(a, b)
+    a, b = match_lengths(a, b)
     return MultiScaleLogMel(b, sample_rate, windows_ms)(a)
 
 
 def match_distance(target: np.ndarray, match: np.ndarray, sample_rate: int) -> float:
     """How far a match sounds from its target: multi-scale log-mel L1 at equal loudness (0 = identical)."""
-    t, m = _match(target, match)
+    t, m = match_lengths(target, match)
     return MultiScaleLogMel(t, sample_rate, loudness_normalize=True)(m)

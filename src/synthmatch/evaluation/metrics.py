@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from synthmatch.audio.distances import multiscale_log_mel_l1
+from synthmatch.audio.distances import match_lengths, multiscale_log_mel_l1
 from synthmatch.audio.features import MelSettings, log_mel, normalize_loudness, stft_magnitude
 from synthmatch.synth.presets import ParamVector
 
@@ -40,12 +40,8 @@ HIGHER_IS_BETTER = {"envelope_cos", "cat_accuracy"}
 
 
 def _prep(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(a, np.float32).reshape(-1)
-    b = np.asarray(b, np.float32).reshape(-1)
-    n = min(len(a), len(b))
-    if n == 0:
-        raise ValueError("cannot compare empty audio")
-    return normalize_loudness(a[:n]), normalize_loudness(b[:n])
+    a, b = match_lengths(a, b)
+    return normalize_loudness(a), normalize_loudness(b)
 
 
 @functools.lru_cache(maxsize=8)
