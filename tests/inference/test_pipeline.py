@@ -153,3 +153,30 @@ def test_folder_with_one_bad_file_matches_the_rest_and_exits_1(known, renderer, 
     assert run.code == 1 and "matched 2 of 3 files" in run.out and "broken.wav: error:" in run.out
     for path in out.glob("*.vital"):
         Preset.load(path)
+
+
+def test_a_start_with_nothing_to_refine_falls_back_to_init(known, cli, tmp_path):
+    """A start with every oscillator off gives CMA-ES nothing audible to move: init is refined instead."""
+    silent = Preset.init().with_values(osc_1_on=0, osc_2_on=0, osc_3_on=0, sample_on=0)
+    start = silent.save(tmp_path / "all_off.vital")
+    out = tmp_path / "m.vital"
+    run = cli(
+        "infer",
+        "-i",
+        known.wav,
+        "-o",
+        out,
+        "--start",
+        start,
+        "--tier",
+        "1",
+        "--json",
+        "--refine",
+        "--refine-evals",
+        "30",
+    )
+    assert run.code == 0, run.err
+    ref = run.json()[0]["refine"]
+    assert ref["fell_back_to"] == "init" and ref["improved"]
+    assert ref["final_loss"] < ref["initial_loss"]
+    assert Preset.load(out).values["osc_1_on"] == 1

@@ -471,6 +471,21 @@ class _Part:
         return self.next_index >= self.stop
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Start workers with SIGINT ignored: an ignored signal stays ignored across exec, so a Ctrl-C sent
+    to the terminal's process group reaches only this process, which stops the run and its workers in
+    order; a worker caught while starting up would otherwise print a traceback of its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Worker:
     def __init__(self, ctx, job: _Job, part: _Part):
         recv, send = ctx.Pipe(duplex=False)
@@ -478,7 +493,8 @@ class _Worker:
             target=_worker_main, args=(send, job), name=f"synthmatch-generate-{job.start}"
         )
         self.proc.daemon = True
-        self.proc.start()
+        with _sigint_ignored():
+            self.proc.start()
         send.close()
         self.conn = recv
         self.part = part

@@ -322,19 +322,35 @@ def match_target(
     if cfg.refine:
         from synthmatch.inference.refine import refine
 
-        result = refine(
-            start.preset,
-            target.audio,
-            target.sample_rate,
-            midi_note=midi,
-            note_duration_s=note_s,
-            duration_s=duration_s,
-            tier=start.tier,
-            config=cfg.refine_config(),
-            renderer=renderer,
-            progress=progress,
-            callback=refine_callback,
-        )
+        def run_refine(from_preset: Preset):
+            return refine(
+                from_preset,
+                target.audio,
+                target.sample_rate,
+                midi_note=midi,
+                note_duration_s=note_s,
+                duration_s=duration_s,
+                tier=start.tier,
+                config=cfg.refine_config(),
+                renderer=renderer,
+                progress=progress,
+                callback=refine_callback,
+            )
+
+        result = run_refine(start.preset)
+        if result.info.get("stop_reason") == "nothing to search" and start.source != "init":
+            # e.g. a prediction with every oscillator off: nothing CMA-ES may move can be heard
+            log.info(
+                "%s: nothing audible to refine in the start (no oscillator on); refining from Vital's "
+                "init preset as well and keeping the closer match",
+                target.path.name,
+            )
+            fallback = run_refine(Preset.init())
+            if not fallback.info.get("skipped") and fallback.info["final_loss"] < result.info["final_loss"]:
+                fallback.info["initial_loss"] = result.info["initial_loss"]  # the user's start
+                fallback.info["improved"] = True
+                fallback.info["fell_back_to"] = "init"
+                result = fallback
         preset = result.preset
         info["refine"] = {
             k: v for k, v in result.info.items() if k not in ("params", "history", "history_evals")

@@ -58,8 +58,10 @@ __all__ = [
     "FAILED_LOSS",
 ]
 
-# Loss given to a candidate that failed to render or produced non-finite audio.
+# Loss given to a candidate that failed to render, produced non-finite audio or is silent.
 FAILED_LOSS = 1e3
+# RMS below which a candidate counts as silent (-100 dBFS; Vital's silent renders sit near -240 dBFS).
+SILENT_RMS = 1e-5
 
 _RANDOM_PHASE = ("osc_1_random_phase", "osc_2_random_phase", "osc_3_random_phase", "sample_random_phase")
 _SOUND_SOURCES = ("osc_1", "osc_2", "osc_3", "sample")
@@ -410,6 +412,10 @@ class _Search:
 
     def _loss(self, audio: np.ndarray) -> float:
         if audio is None or audio.size == 0 or not np.all(np.isfinite(audio)):
+            return FAILED_LOSS
+        if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENT_RMS:
+            # at equal loudness silence scores deceptively well against a short decaying target
+            # (its quiet frames sit at the log floor too): a silent candidate is never a match
             return FAILED_LOSS
         return float(self.objective(audio))
 
