@@ -31,16 +31,9 @@ def load_monitor(result: dict):
 
 
 def machine_line() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
+    from synthmatch.evaluation.report import cpu_model
+
+    return f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}, {platform.system()}"
 
 
 def print_table(headers: list[str], rows: list[list], title: str | None = None) -> str:

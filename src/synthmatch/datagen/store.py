@@ -273,6 +273,22 @@ def audio_from_storage(stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.float32)
 
 
+# One value per row, besides the audio and the modulation index.
+_ROW_COLUMNS = (
+    "continuous",
+    "categorical",
+    "midi_note",
+    "source",
+    "preset_hash",
+    "data_key",
+    "seed_index",
+    "name",
+    "file",
+    "rms_db",
+    "peak",
+)
+
+
 class DatasetWriter:
     """Appends rows to a dataset file (create with mode "w", extend an existing file with mode "a").
 
@@ -399,21 +415,7 @@ class DatasetWriter:
         mods = [np.asarray(r.modulation, MOD_DTYPE) for r in rows]
         counts = np.array([len(m) for m in mods], np.int64)
         starts = m0 + np.concatenate([[0], np.cumsum(counts)[:-1]])
-        for name in (
-            "audio",
-            "continuous",
-            "categorical",
-            "mod_index",
-            "midi_note",
-            "source",
-            "preset_hash",
-            "data_key",
-            "seed_index",
-            "name",
-            "file",
-            "rms_db",
-            "peak",
-        ):
+        for name in ("audio", "mod_index", *_ROW_COLUMNS):
             h[name].resize((n0 + k, *h[name].shape[1:]))
         h["audio"][n0:] = audio
         h["continuous"][n0:] = cont
@@ -444,19 +446,7 @@ class DatasetWriter:
             raise DatasetError(f"cannot copy {src.path} into {self.path}: schemas differ: {'; '.join(diff)}")
         h, sh = self.h5, src.h5
         raw_audio = _same_storage(sh["audio"], h["audio"])
-        columns = (
-            "continuous",
-            "categorical",
-            "midi_note",
-            "source",
-            "preset_hash",
-            "data_key",
-            "seed_index",
-            "name",
-            "file",
-            "rms_db",
-            "peak",
-        )
+        columns = _ROW_COLUMNS
         for a in range(0, len(src), chunk):
             b = min(a + chunk, len(src))
             k, n0 = b - a, len(self)

@@ -451,16 +451,20 @@ def spectrogram_grid_png(rows: list[dict], methods: Sequence[str], sample_rate: 
 
 # ---------------------------------------------------------------------------------------------------
 # files
-def machine_info() -> dict:
-    cpu = "unknown CPU"
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown CPU" elsewhere)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown CPU"
+
+
+def machine_info() -> dict:
+    cpu = cpu_model()
     import torch
 
     from synthmatch.synth import _vita

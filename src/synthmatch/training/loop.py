@@ -395,6 +395,30 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> dict:
     last_save = time.monotonic()
     val_metrics: dict = {}
     stopped_early = False
+
+    def validate() -> dict:
+        """Validation metrics (and the rendered spectral ones with --compute-spectral-metrics)."""
+        metrics = evaluate(
+            ddp_model,
+            model,
+            labels,
+            val_idx,
+            reader,
+            mel,
+            stats,
+            layout,
+            weights,
+            param_weights,
+            cfg,
+            device,
+            dist_info,
+        )
+        if cfg.compute_spectral_metrics:
+            metrics.update(
+                spectral_metrics(model, labels, val_idx, reader, mel, stats, cfg, device, dist_info)
+            )
+        return metrics
+
     for epoch in range(state["epoch"], cfg.epochs):
         model.train()
         batches = epoch_batches(
@@ -449,25 +473,7 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> dict:
         bar.close()
         state["train_seconds"] += time.perf_counter() - t0
         train_loss = _reduce_train_loss(state, dist_info)
-        val_metrics = evaluate(
-            ddp_model,
-            model,
-            labels,
-            val_idx,
-            reader,
-            mel,
-            stats,
-            layout,
-            weights,
-            param_weights,
-            cfg,
-            device,
-            dist_info,
-        )
-        if cfg.compute_spectral_metrics:
-            val_metrics.update(
-                spectral_metrics(model, labels, val_idx, reader, mel, stats, cfg, device, dist_info)
-            )
+        val_metrics = validate()
         record = {
             "epoch": epoch + 1,
             "train/loss": train_loss,
@@ -523,25 +529,7 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> dict:
                 log.info("early stopping: no improvement for %d epochs", state["bad_epochs"])
             break
     if cfg.epochs == 0:  # validation only (e.g. of --init-from)
-        val_metrics = evaluate(
-            ddp_model,
-            model,
-            labels,
-            val_idx,
-            reader,
-            mel,
-            stats,
-            layout,
-            weights,
-            param_weights,
-            cfg,
-            device,
-            dist_info,
-        )
-        if cfg.compute_spectral_metrics:
-            val_metrics.update(
-                spectral_metrics(model, labels, val_idx, reader, mel, stats, cfg, device, dist_info)
-            )
+        val_metrics = validate()
         if main:
             logger.log({"epoch": 0, **val_metrics})
     logger.close()
