@@ -104,7 +104,7 @@ class RefineConfig:
             every oscillator's and the sample's transpose by the difference (and an octave either side,
             against octave errors of the pitch estimate); keep the shift that lowers the loss. Transposes
             are integers CMA-ES does not search, so a start a few semitones off cannot be fixed otherwise.
-            Costs up to 4 evaluations of the budget.
+            Costs up to 3 evaluations of the budget.
     """
 
     max_evals: int = 500
@@ -409,6 +409,7 @@ class _Search:
         self.n_evals = 0
         self.history: list[float] = []
         self.history_evals: list[int] = []  # evaluations spent at each history point
+        self.last_results: list = []  # the RenderResults of the latest evaluate() call
 
     def _loss(self, audio: np.ndarray) -> float:
         if audio is None or audio.size == 0 or not np.all(np.isfinite(audio)):
@@ -429,6 +430,7 @@ class _Search:
             postprocess=self._loss,
         )
         self.n_evals += len(presets)
+        self.last_results = results
         losses = []
         for r in results:
             if not r.ok:
@@ -451,7 +453,7 @@ class _Search:
                 }
             )
 
-    def _align_pitch(self, start_loss: float) -> tuple[Preset | None, float, dict]:
+    def _align_pitch(self, start_render, start_loss: float) -> tuple[Preset | None, float, dict]:
         """Shift the start's transposes so it sounds at the target's pitch (see RefineConfig.align_pitch).
 
         Returns (best shifted preset or None, its loss, a summary for the info dict).
@@ -460,10 +462,7 @@ class _Search:
 
         sr = self.objective.sample_rate
         target_pitch = estimate_pitch(self.objective.target, sr)
-        res = self.renderer.render_batch(
-            [self.base], self.midi_note, self.note_s, self.duration_s, settle_s=self.cfg.settle_s
-        )[0]
-        self.n_evals += 1
+        res = start_render  # the start's own scored render: no second render for its pitch
         info: dict = {"target_midi": None, "start_midi": None, "shift": 0, "tried": []}
         if not res.ok or not target_pitch.pitched:
             return None, start_loss, info
@@ -502,8 +501,8 @@ class _Search:
         self.history.append(best_loss)
         self.history_evals.append(self.n_evals)
         pitch_info = None
-        if cfg.align_pitch and budget - self.n_evals >= 4:
-            shifted, shifted_loss, pitch_info = self._align_pitch(initial_loss)
+        if cfg.align_pitch and budget - self.n_evals >= 3:
+            shifted, shifted_loss, pitch_info = self._align_pitch(self.last_results[0], initial_loss)
             if shifted is not None and shifted_loss < best_loss:
                 self.base, best_loss = shifted, shifted_loss
                 x0 = space.encode(self.base)
