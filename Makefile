@@ -12,7 +12,7 @@ OUT ?= out
 MATCH_FLAGS ?= --refine --refine-evals 300 --refine-timeout 20 --render --tutorial
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test match lint format bench clean examples
+.PHONY: help setup test match lint format bench clean examples devset
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ format: setup  ## apply ruff formatting and safe fixes
 
 bench: setup  ## run the speed benchmarks (prints tables; run on an idle machine)
 	$(BIN)/python benchmarks/render.py
+
+devset: setup  ## write the real-instrument dev set (data/devset) and held-out presets (data/in_domain)
+	$(BIN)/synthmatch devset -o data/devset
+	$(BIN)/synthmatch devset -o data/in_domain --kind in_domain -n 40
 
 examples: setup  ## regenerate the example sounds
 	$(BIN)/python examples/make_examples.py

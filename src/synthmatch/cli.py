@@ -114,6 +114,7 @@ def _run_infer(args: argparse.Namespace) -> int:
         tier=args.tier,
         midi_note=args.midi_note,
         note_duration_s=args.note_duration,
+        max_seconds=args.max_seconds,
         refine=args.refine,
         refine_evals=args.refine_evals,
         refine_timeout_s=args.refine_timeout,
@@ -136,11 +137,13 @@ def _run_infer(args: argparse.Namespace) -> int:
                 continue
             info = r.info
             loss = ""
-            ref = info.get("refine") or {}
-            if ref and not ref.get("skipped"):
-                loss = f", loss {ref['initial_loss']:.3f} -> {ref['final_loss']:.3f} ({ref['n_evals']} evals)"
             if "match_distance" in info:
                 loss += f", distance {info['match_distance']:.3f}"
+            ref = info.get("refine") or {}
+            if ref and not ref.get("skipped"):
+                loss += f" (refined: {ref['n_evals']} evals)"
+            if info.get("fallback"):
+                loss += " [fell back to Vital's init preset: the start was silent]"
             paths = list(r.outputs.values())
             outputs = f"{paths[0].with_suffix('')}.{{{','.join(p.suffix[1:] for p in paths)}}}"
             print(
@@ -179,6 +182,12 @@ def _add_infer(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--midi-note", type=int, help="MIDI note of the target (default: estimated)")
     p.add_argument("--note-duration", type=float, help="seconds the key is held (default: estimated)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=4.0,
+        help="match at most this much of each target, whole (default 4; longer files are cut, with a note)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--refine",
@@ -716,6 +725,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         test_sets=_csv(args.test_sets) if args.test_sets else None,
         audio_dir=args.audio_dir,
+        max_seconds=args.max_seconds,
         tier=args.tier,
         n=args.n,
         budget=args.budget,
@@ -746,7 +756,15 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
         help="comma-separated: in_domain,community,audio (default: in_domain,community, plus audio with --audio-dir)",
     )
     p.add_argument(
-        "--audio-dir", type=Path, help="folder of audio files: the audio test set (no ground truth)"
+        "--audio-dir",
+        type=Path,
+        help="folder of audio files: the audio test set (a `synthmatch devset` folder brings known notes)",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=4.0,
+        help="length of the targets, matched and scored whole (default 4; longer audio is cut)",
     )
     p.add_argument(
         "--tier",
@@ -784,6 +802,53 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
 
 
 # (name, declare flags, run, one-line help)
+# ---------------------------------------------------------------------------------------------------
+# devset
+def _run_devset(args: argparse.Namespace) -> int:
+    """Write a folder of one-shot targets in the format of a producer's samples, with a manifest.
+
+    Every file is 4 s long with the key held for the first 1.5 s, mono, 44.1 kHz, peak-normalised;
+    manifest.json records each one's MIDI note (when pitched), key-held time and origin. Kinds:
+    soundfont (real instruments of the General MIDI families rendered by fluidsynth from Debian's
+    timgm6mb and MuseScore soundfonts, plus the synth patches), synth (small synth patches made with
+    NumPy, not Vital) and in_domain (held-out presets of the dataset sampler, rendered by Vital).
+    `synthmatch eval --test-sets audio --audio-dir DIR` scores on it with the known notes. Files already
+    there are kept (an interrupted run resumes); --overwrite makes them anew.
+    """
+    from synthmatch.evaluation.devset import write_devset
+
+    items = write_devset(
+        args.output,
+        args.kind,
+        n=args.n,
+        both=args.both,
+        tier=args.tier,
+        overwrite=args.overwrite,
+        limit=args.limit,
+        progress=sys.stderr.isatty(),
+    )
+    families = sorted({i.family for i in items if i.family})
+    print(f"wrote {len(items)} targets to {args.output} ({', '.join(families)}); manifest: manifest.json")
+    return 0
+
+
+def _add_devset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder to write (created)")
+    p.add_argument(
+        "--kind",
+        choices=("soundfont", "synth", "in_domain"),
+        default="soundfont",
+        help="soundfont: real instruments + synth patches (default); synth; in_domain: held-out presets",
+    )
+    p.add_argument("-n", type=int, default=30, help="in_domain targets (default 30)")
+    p.add_argument("--both", action="store_true", help="soundfont: every instrument from both soundfonts")
+    p.add_argument(
+        "--tier", type=int, choices=(1, 2, 3), default=2, help="in_domain presets' tier (default 2)"
+    )
+    p.add_argument("--limit", type=int, help="at most this many files (a quick check)")
+    p.add_argument("--overwrite", action="store_true", help="make every file anew")
+
+
 _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
     ("params", _add_params, _run_params, "list Vital's parameter space (name, kind, module, range, tier)"),
     ("render", _add_render, _run_render, "render a .vital preset (or 'init') to a WAV file"),
@@ -804,6 +869,12 @@ _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
     ("merge", _add_merge, _run_merge, "join datasets (e.g. generate shards) into one file"),
     ("inspect", _add_inspect, _run_inspect, "summarise a dataset, or show one example's parameters"),
     ("eval", _add_eval, _run_eval, "benchmark matching methods on held-out targets (tables, JSON, plots)"),
+    (
+        "devset",
+        _add_devset,
+        _run_devset,
+        "write a target set: real-instrument one-shots, synth patches, presets",
+    ),
 ]
 
 

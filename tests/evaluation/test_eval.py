@@ -100,11 +100,16 @@ def test_quick_eval_cli_end_to_end(tiny_checkpoint, eval_train_data, tmp_path):
         assert np.isfinite(m["mel_l1"]) and r["seconds"] >= 0
         assert ("param_mae" in m) == (r["test_set"] != "audio")  # ground truth only for renders
         if r["method"] in SEARCH_METHODS:
-            assert 1 <= r["renders"] <= 24 and r["history"][-1][0] <= 24
+            # a match that falls back to init (a silent start) spends its finishing renders on top
+            limit = 24 + (16 if r["info"].get("fallback") else 0)
+            assert 1 <= r["renders"] <= limit and r["history"][-1][0] <= 24
             losses = [loss for _, loss in r["history"]]
             assert losses == sorted(losses, reverse=True)  # best so far never rises
-        else:
+        elif r["method"] in ("init", "random"):
             assert r["renders"] == 0
+        else:  # model, nn: matched without search (pitch alignment, tuning, level): a few renders
+            assert 1 <= r["renders"] <= 30  # twice that when a silent start falls back to init
+        assert m["level_error_db"] >= 0 and m["silent"] in (0.0, 1.0)
     assert {r["renders"] for r in recs if r["method"] == "random_search"} == {24}
     assert len(doc["floors"]) == 5  # in-domain and community targets have a true preset
     s = doc["summary"]["in_domain"]

@@ -66,7 +66,10 @@ def test_infer_from_a_model_with_refinement(known, cli, checkpoint, tmp_path):
     assert start["source"] == "model" and start["tier"] == TIER
     assert set(start["confidence"]) == set(param_space().tier(TIER).categorical)
     assert all(0.0 <= c <= 1.0 for c in start["confidence"].values())
-    assert r["refine"]["tier"] == TIER and r["refine"]["final_loss"] <= r["refine"]["initial_loss"]
+    # an untrained model's start may be too quiet to be a match: then init is matched with what is left
+    ref = r["refine"] if "refine" in r else r["first_attempt"]["refine"]
+    assert ref["tier"] == TIER and ref["final_loss"] <= ref["aligned_loss"]
+    assert r["renders"] <= 20 and not r["silent"]
     Preset.load(out)
 
 

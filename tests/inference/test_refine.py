@@ -54,10 +54,14 @@ def test_refinement_lowers_the_loss(refined, known, renderer):
     assert info["history"] == sorted(info["history"], reverse=True)  # best-so-far never rises
     # the gain is real in the sound the user gets, not only in the search's fixed-phase renders
     assert _user_loss(renderer, preset, known.audio) < 0.9 * _user_loss(renderer, start, known.audio)
-    # only searched controls (and, by pitch alignment, transposes) moved; categoricals, switches and the
-    # random-phase setting are as they were
+    # only searched controls moved, and what pitch alignment and the template set: transposes, Voice
+    # Tune, the template's sources and connections; categoricals, switches and the random-phase
+    # setting are as they were
     moved = {d.split(":")[0] for d in preset.differences(start)}
-    assert moved and moved <= set(search_space(start, 1).controls) | set(TRANSPOSES)
+    template_sources = {n for n in moved if n.startswith(("env_2_", "env_3_", "lfo_"))}
+    allowed = set(info["params"]) | set(TRANSPOSES) | {"voice_tune", "voice_transpose", "modulations"}
+    assert moved and moved - template_sources <= allowed
+    assert not moved & {"osc_1_random_phase", "filter_1_model", "filter_1_on", "osc_1_phase"}
 
 
 def test_a_start_at_the_wrong_pitch_is_transposed(known, renderer):
@@ -65,12 +69,18 @@ def test_a_start_at_the_wrong_pitch_is_transposed(known, renderer):
     sharp = known.preset.with_values(
         **{n: known.preset.values.get(n, 0.0) + 5 for n in TRANSPOSES if n.startswith("osc")}
     )
-    preset, info = _refine(sharp, known.audio, renderer, max_evals=12)
+    preset, info = _refine(sharp, known.audio, renderer, max_evals=24)
     assert info["pitch_alignment"]["shift"] == -5
     assert info["final_loss"] < 0.5 * info["initial_loss"]
     assert preset.values["osc_1_transpose"] == known.preset.values.get("osc_1_transpose", 0.0)
-    _, off = _refine(sharp, known.audio, renderer, max_evals=12, align_pitch=False)
+    _, off = _refine(sharp, known.audio, renderer, max_evals=24, align_pitch=False)
     assert "pitch_alignment" not in off and info["final_loss"] < off["final_loss"]
+
+
+def test_tune_controls_are_never_searched(known, renderer):
+    """Refinement cannot trade tune for timbre: every tune control is held (pitch alignment sets them)."""
+    _, info = _refine(start_preset(), known.audio, renderer, max_evals=20)
+    assert not {"osc_1_tune", "osc_2_tune", "voice_tune", "sample_tune"} & set(info["params"])
 
 
 def test_never_worse_than_the_start(known, renderer):
@@ -130,6 +140,6 @@ def test_skipped_without_vita(known, monkeypatch, caplog):
 def test_bad_settings_are_config_errors():
     from synthmatch.errors import ConfigError
 
-    for bad in ({"max_evals": 0}, {"timeout_s": 0}, {"sigma": 0.9}):
+    for bad in ({"max_evals": 0}, {"timeout_s": 0}, {"sigma": 0.9}, {"template": ("no_such_move",)}):
         with pytest.raises(ConfigError):
             RefineConfig(**bad)

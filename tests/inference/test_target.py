@@ -102,7 +102,7 @@ def test_too_short_is_a_value_error_with_durations_and_sample_counts(tmp_path):
     path = tmp_path / "short22k.wav"
     sf.write(path, _tone(800, sr=22050), 22050)  # 36.3 ms at the file's own rate
     with pytest.raises(ValueError) as info:
-        load_target(path, SR, clip_seconds=4.0, min_samples=2048)
+        load_target(path, SR, max_seconds=4.0, min_samples=2048)
     assert isinstance(info.value, TargetTooShortError)
     msg = str(info.value)
     # the actual duration, the minimum, and the sample counts at both rates
@@ -120,7 +120,7 @@ def test_long_target_is_truncated_with_an_info_log(tmp_path, caplog):
     path = tmp_path / "long.wav"
     sf.write(path, _tone(6 * SR), SR)
     with caplog.at_level(logging.INFO, logger="synthmatch.inference.target"):
-        target = load_target(path, SR, clip_seconds=4.0)
+        target = load_target(path, SR, max_seconds=4.0)
     assert target.truncated and target.duration_s == pytest.approx(4.0)
     assert target.source_duration_s == pytest.approx(6.0)
     assert any(
@@ -135,7 +135,7 @@ def test_any_rate_and_channel_count_is_resampled_to_mono_and_trimmed(tmp_path):
     stereo = np.stack([tone, 0.5 * tone], axis=1)
     path = tmp_path / "stereo22k.flac"
     sf.write(path, np.concatenate([np.zeros((sr // 2, 2), np.float32), stereo]), sr)  # 0.5 s of silence
-    target = load_target(path, SR, clip_seconds=4.0)
+    target = load_target(path, SR, max_seconds=4.0)
     assert target.audio.ndim == 1 and target.sample_rate == SR
     assert (target.source_sample_rate, target.source_channels) == (sr, 2)
     assert target.trimmed_s == pytest.approx(0.5, abs=0.01)

@@ -96,3 +96,54 @@ def test_bad_arguments():
             r.render(Preset.init(), 60, 0.5, -1.0)
         with pytest.raises(ValueError, match="MIDI notes"):
             r.render_batch([Preset.init()], midi_notes=[60, 61])
+
+
+# -- a clean Synth for every render -------------------------------------------------------------------
+def _phase0(p: Preset) -> Preset:
+    return p.with_values(
+        osc_1_random_phase=0, osc_2_random_phase=0, osc_3_random_phase=0, sample_random_phase=0
+    )
+
+
+def _pad() -> Preset:
+    """A loud pad with a long release and a reverb: what leaked into the next render."""
+    return _phase0(Preset.init()).with_values(
+        osc_1_unison_voices=4, env_1_attack=0.6, env_1_release=1.3, reverb_on=1, volume=6500
+    )
+
+
+def _pluck() -> Preset:
+    return Preset.init().with_values(
+        filter_1_on=1, filter_1_cutoff=72, env_1_sustain=0.0, env_1_decay=0.7, env_1_release=0.3
+    )
+
+
+def test_render_a_then_b_equals_b_on_a_fresh_synth():
+    """What one render leaves in a Synth (the previous voice, Vital's glides) is gone before the next one:
+    A then B on one Synth equals B on a fresh Synth within B's noise floor (two fresh renders as the user
+    hears them); with random phase off, bit for bit."""
+    from synthmatch.audio.distances import match_distance
+
+    b = _pluck()
+    with Renderer(n_threads=1) as r:
+        fresh = [r.render(b, 60, 0.5, 1.5, fresh=True) for _ in range(3)]
+        # random phase: the floor is the largest difference among three fresh renders
+        floor = max(match_distance(fresh[i], fresh[j], 44100) for i, j in ((0, 1), (0, 2), (1, 2)))
+        for _ in range(3):  # a history: other presets, at other notes
+            r.render(_pad(), 48, 1.5, 2.0)
+        reused = r.render(b, 60, 0.5, 1.5)
+        assert np.median([match_distance(f, reused, 44100) for f in fresh]) <= max(floor, 1e-3)
+        r.render(_pad(), 48, 1.5, 2.0)
+        exact = r.render(_phase0(b), 60, 0.5, 1.5)
+        assert np.array_equal(exact, r.render(_phase0(b), 60, 0.5, 1.5, fresh=True))
+        # without the flush the pad's tail is still sounding when the pluck starts (the bug it fixes)
+        r.render(_pad(), 48, 1.5, 2.0)
+        leaky = r.render_batch([_phase0(b)], 60, 0.5, 1.5, flush_s=0.0)[0].audio
+        head = slice(0, 2205)  # the first 50 ms
+        assert np.abs(leaky[head] - exact[head]).max() > 1e-3
+
+
+def test_fresh_renders_are_bit_exact_with_random_phase_off(renderer):
+    p = _phase0(_pluck())
+    a, b = (x.audio for x in renderer.render_batch([p, p], 57, 0.5, 1.0, fresh=True))
+    assert np.array_equal(a, b) and np.abs(a).max() > 0.01

@@ -21,9 +21,10 @@ reproduce every one of those partials as a harmonic (at MIDI 69 the 176 Hz one i
 refinement from init reaches a lower loss there (1.19 against 1.41 at MIDI 69, 300 evaluations);
 `--midi-note` overrides it.
 
-Timing comes from the RMS envelope (10 ms frames): the key is taken as released at the last "knee"
-where a steady or gently decaying level turns into a fast fall; sounds with no such knee (plucks,
-drums, notes cut off by the end of the file) are taken as held to the end.
+Timing comes from the RMS envelope (10 ms frames) of the whole note: the key is taken as released at the
+last "knee" where a steady or gently decaying level turns into a fast fall, or else where it bends into
+a slower one; sounds with no such knee (plucks, drums, notes cut off by the end of the file) are taken
+as held to the end.
 """
 
 from __future__ import annotations
@@ -307,12 +308,43 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
+def _slow_knee(env: np.ndarray, hop: float) -> int | None:
+    """A release that falls slowly (20-60 dB/s): the frame where the level bends down the most.
+
+    Candidates lie 0.25 s past the peak or later (a pluck's decay right after its attack is no release),
+    within 40 dB of the peak, steady or gently decaying over the 200 ms before (above -30 dB/s) and
+    falling faster than 20 dB/s over the 200 ms after, never to rise again by more than 1 dB within
+    300 ms. The strongest bend is then moved back to where the fall starts.
+    """
+    peak, peak_i = float(env.max()), int(np.argmax(env))
+    w, q, look = int(round(0.2 / hop)), int(round(0.05 / hop)), int(round(0.3 / hop))
+    best, best_score = None, 20.0
+    for i in range(peak_i + w + q, len(env) - w):
+        if env[i] < peak - 40.0:
+            continue
+        before = (env[i] - env[i - w]) / (w * hop)
+        after = (env[i + w] - env[i]) / (w * hop)
+        if before <= -30.0 or after >= -20.0 or env[i + 1 : i + look].max() > env[i] + 1.0:
+            continue
+        if before - after > best_score:
+            best, best_score = i, before - after
+    if best is None:
+        return None
+    for j in range(max(peak_i, best - w), best + w):
+        if (env[j + q] - env[j]) / (q * hop) < -20.0 and env[j + 1 : j + look].max() <= env[j] + 1.0:
+            return j
+    return best
+
+
 def estimate_timing(audio: np.ndarray, sample_rate: int) -> NoteTiming:
     """When the key was released (seconds after the start) and how long the release lasts.
 
     The release is the last point where the level, steady or gently falling over the preceding 100 ms
     (less than 30 dB/s), starts to fall fast (more than 60 dB/s over the next 50 ms) while still within
-    40 dB of the peak. Without such a point the key is taken as held to the end.
+    40 dB of the peak; failing that, the point where a steady level bends into a slower fall (20-60
+    dB/s, `_slow_knee`: a release time of a few tenths of a second). Without either the key is taken as
+    held to the end: plucks and drums that die away on their own, notes cut off by the end of the file.
+    Estimate it on the whole note: a window that ends before the release cannot see it.
     """
     a = np.asarray(audio, np.float32).reshape(-1)
     duration_s = len(a) / float(sample_rate)
@@ -332,6 +364,8 @@ def estimate_timing(audio: np.ndarray, sample_rate: int) -> NoteTiming:
         if slope_before > -30.0 and slope_after < -60.0:
             knee = i
             break
+    if knee is None:
+        knee = _slow_knee(_smooth(env, 5), hop)
     if knee is None:
         return NoteTiming(duration_s, duration_s, max(0.0, end_s - duration_s), True)
     note_s = float(np.clip((knee + 0.5) * hop, 0.01, duration_s))

@@ -60,7 +60,7 @@ from synthmatch.atomic import atomic_write_text
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.synth import _vita
 from synthmatch.synth.presets import Preset, PresetError
-from synthmatch.synth.render import DEFAULT_VELOCITY
+from synthmatch.synth.render import DEFAULT_VELOCITY, FLUSH_S
 
 from .community import community_files
 from .sample import LHS_BLOCK_SIZE, PresetSampler, example_midi_note, sampling_rules_hash
@@ -90,7 +90,8 @@ __all__ = [
 ]
 
 # Bump when generation changes the rows in a way the configuration does not show.
-GENERATOR_VERSION = 1
+# 2: every render is preceded by the renderer's flush (synth.render: no trace of the previous example).
+GENERATOR_VERSION = 2
 # Peak of the stored audio above which an example is rejected as clipped (int16 would clip it).
 CLIP_PEAK = 1.0
 # A worker gets this long to start (imports, parameter space, Synth) before it is replaced.
@@ -322,6 +323,7 @@ def generation_config(cfg: GenerateConfig, sampler: PresetSampler) -> dict:
         "note_duration_s": cfg.note_duration_s,
         "midi_notes": list(cfg.midi_notes),
         "velocity": DEFAULT_VELOCITY,
+        "flush_s": FLUSH_S,
         "audio_dtype": cfg.audio_dtype,
         "channels": 2 if cfg.stereo else 1,
         "silence_db": cfg.silence_db,

@@ -3,10 +3,14 @@
     run = run_eval(EvalConfig(checkpoint=Path("model.safetensors"), budget=100, output=Path("out/eval")))
     run.paths["markdown"], run.summary["in_domain"]["model_cmaes"]["mel_l1"]["median"]
 
-For each target (`testsets`) each method (`baselines`) chooses a preset, timed; search methods spend
-exactly B evaluations. Every choice is then rendered once the way a user would hear it (random phase as
-the preset says, at the target's note and timing) and scored against the target by every metric
-(`metrics`). Targets with a true preset also get the noise floor: the same metrics between two renders of
+For each target (`testsets`: whole notes, 4 s with the key held 1.5 s by default, as a producer's
+one-shot) each method (`baselines`) chooses a preset, timed; search methods spend exactly B evaluations.
+The methods that start from a preset (the model, the nearest neighbour, CMA-ES from init or from the
+model) go through the same matching as `synthmatch infer` (`inference.match.match_preset`: pitch
+alignment, refinement, tuning, level, the fall-back from a silent start). Every choice is then rendered
+afresh the way a user hears the exported preset (a Synth built for the render, random phase as the
+preset says, at the target's note with the key held for the target's true time, over the whole target)
+and scored against the target by every metric (`metrics`). Targets with a true preset also get the noise floor: the same metrics between two renders of
 the truth. A method that fails on one target is recorded as failed there and the run goes on; methods
 whose inputs are missing (no model, no training set) are skipped with the reason. Tables, JSON and plots
 are written by `report`.
@@ -44,6 +48,8 @@ __all__ = ["EvalConfig", "EvalRun", "run_eval", "QUICK", "DEFAULTS"]
 # Defaults of a full run, and of `--quick` (a smoke test small enough for CI; its numbers are no benchmark).
 DEFAULTS = {"n": 50, "budget": 100, "community_limit": None, "max_duration_s": None}
 QUICK = {"n": 3, "budget": 24, "community_limit": 2, "max_duration_s": 1.0}
+TARGET_DURATION_S = 4.0  # generated targets: 4 s with the key held 1.5 s, as a producer's one-shot
+TARGET_NOTE_S = 1.5
 REFINE_TIMEOUT_S = 3600.0  # the budget, not the clock, ends a refinement: equal budgets for every method
 
 
@@ -56,7 +62,9 @@ class EvalConfig:
             if there is one; otherwise those methods are skipped).
         test_sets: among in_domain, community, audio (None: in_domain and community, plus audio when
             `audio_dir` is given).
-        audio_dir: folder of audio files for the `audio` test set.
+        audio_dir: folder of audio files for the `audio` test set (with a `devset` manifest, its known
+            notes and key-held times are used).
+        max_seconds: longest audio target (the rest is cut), and the length of generated targets.
         tier: parameter space of the in-domain targets, of CMA-ES from init and of the parameter
             metrics (default: the model's tier, else 2).
         n: in-domain targets (default 50; 3 with --quick).
@@ -76,6 +84,7 @@ class EvalConfig:
     checkpoint: Path | None = None
     test_sets: tuple[str, ...] | None = None
     audio_dir: Path | None = None
+    max_seconds: float = TARGET_DURATION_S
     tier: int | None = None
     n: int | None = None
     budget: int | None = None
@@ -110,6 +119,8 @@ class EvalConfig:
             raise ConfigError(f"--audio-dir {self.audio_dir}: not a folder")
         if self.tier is not None and self.tier not in (1, 2, 3):
             raise ConfigError(f"--tier must be 1, 2 or 3, got {self.tier}")
+        if not 0.1 <= self.max_seconds <= 30:
+            raise ConfigError(f"--max-seconds must be in [0.1, 30] seconds, got {self.max_seconds}")
         if self.n is not None and self.n < 1:
             raise ConfigError(f"-n must be >= 1 in-domain target, got {self.n}")
         if self.budget is not None and not 1 <= self.budget <= 100_000:
@@ -197,10 +208,10 @@ class _Setup:
                     "or evaluate without the model methods"
                 )
             self.tier, self.sample_rate = p.tier, p.sample_rate
-            self.duration_s, self.note_duration_s = p.clip_seconds, p.note_duration_s
         else:
             self.tier, self.sample_rate = int(cfg.tier or 2), 44100
-            self.duration_s, self.note_duration_s = 2.0, 1.5
+        # whole notes: the model sees its own window of each target, matching and scoring all of it
+        self.duration_s, self.note_duration_s = float(cfg.max_seconds), min(TARGET_NOTE_S, cfg.max_seconds)
         cap = QUICK["max_duration_s"] if cfg.quick else None
         if cap is not None and self.duration_s > cap:
             self.note_duration_s = self.note_duration_s * cap / self.duration_s
@@ -281,29 +292,29 @@ class _Evaluator:
         self.refine_cfg = RefineConfig(max_evals=self.budget, timeout_s=REFINE_TIMEOUT_S, seed=cfg.seed)
 
     # -- methods ------------------------------------------------------------------------------
-    def _refine(self, start: Preset, tier: int, target: Target, note: int) -> MethodResult:
-        from synthmatch.inference.refine import refine
+    def _match(self, start: Preset, tier: int, target: Target, note: int, refine: bool, source: str):
+        """A start matched as `synthmatch infer` matches it (refined with the budget, or only finished)."""
+        from synthmatch.inference.match import MatchTarget, match_preset
 
         t0 = time.perf_counter()
-        result = refine(
+        mt = MatchTarget.of(target.audio, target.sample_rate, note, target.note_estimate_s, name=target.name)
+        m = match_preset(
             start,
-            target.audio,
-            target.sample_rate,
-            midi_note=note,
-            note_duration_s=target.note_duration_s,
-            duration_s=target.duration_s,
-            tier=tier,
-            config=self.refine_cfg,
-            renderer=self.renderer,
+            tier,
+            mt,
+            self.renderer,
+            refine=self.refine_cfg if refine else None,
+            start_source=source,
         )
-        info = result.info
-        keep = ("n_params", "initial_loss", "final_loss", "improved", "stop_reason", "generations", "popsize")
+        info = {k: m.info[k] for k in ("level", "final_tuning", "fallback") if m.info.get(k) is not None}
+        history = None
+        ri = m.info.get("refine") or (m.info.get("first_attempt") or {}).get("refine")
+        if refine and ri:
+            keep = ("n_params", "initial_loss", "final_loss", "improved", "stop_reason", "generations")
+            info.update({k: ri[k] for k in (*keep, "popsize", "template") if k in ri})
+            history = refine_history(ri)
         return MethodResult(
-            result.preset,
-            renders=int(info.get("n_evals", 0)),
-            seconds=time.perf_counter() - t0,
-            history=refine_history(info),
-            info={k: info[k] for k in keep if k in info},
+            m.preset, renders=m.renders, seconds=time.perf_counter() - t0, history=history, info=info
         )
 
     def choose(self, method: str, target: Target, index: int, note: int, cache: dict) -> MethodResult:
@@ -315,22 +326,23 @@ class _Evaluator:
             return MethodResult(preset, seconds=time.perf_counter() - t0, info={"index": index})
         if method == "nn":
             row, dist = self.setup.nn.query(target.audio, target.sample_rate)
-            preset = self.setup.nn.preset(row)
-            info = {"row": row, "embedding_distance": round(dist, 4), "name": self.setup.nn.ds.name(row)}
-            return MethodResult(preset, seconds=time.perf_counter() - t0, info=info)
+            result = self._match(self.setup.nn.preset(row), self.setup.tier, target, note, False, "preset")
+            result.info.update(row=row, embedding_distance=round(dist, 4), name=self.setup.nn.ds.name(row))
+            result.seconds += 0.0
+            return result
         if method in ("model", "model_cmaes"):
             if "prediction" not in cache:
                 p0 = time.perf_counter()
                 cache["prediction"] = self.setup.predictor.predict(target.audio, target.sample_rate, note)
                 cache["prediction_s"] = time.perf_counter() - p0
             prediction = cache["prediction"]
-            if method == "model":
-                return MethodResult(prediction.preset, seconds=cache["prediction_s"])
-            result = self._refine(prediction.preset, prediction.tier, target, note)
+            result = self._match(
+                prediction.preset, prediction.tier, target, note, method == "model_cmaes", "model"
+            )
             result.seconds += cache["prediction_s"]
             return result
         if method == "cmaes":
-            return self._refine(self.init, self.setup.tier, target, note)
+            return self._match(self.init, self.setup.tier, target, note, True, "init")
         if method == "random_search":
             return random_search(
                 target.audio,
@@ -340,7 +352,7 @@ class _Evaluator:
                 index * self.budget,
                 self.budget,
                 midi_note=note,
-                note_duration_s=target.note_duration_s,
+                note_duration_s=target.note_estimate_s,
                 duration_s=target.duration_s,
             )
         raise ValueError(f"unknown method {method!r}")
@@ -383,12 +395,14 @@ class _Evaluator:
             return audio_metrics(target.audio, audio, sr, target_pitch=target_pitch)
 
         names = list(chosen)
+        # the sound the user gets: each exported preset on a fresh Synth, the key held for the true time
         rendered = self.renderer.render_batch(
             [chosen[m].preset for m in names],
             note,
             min(target.note_duration_s, target.duration_s),
             target.duration_s,
             postprocess=score,
+            fresh=True,
         )
         audio: dict[str, np.ndarray] = {}
         for m, r in zip(names, rendered):

@@ -6,7 +6,10 @@ level is arbitrary; lower is better unless noted):
 - `mfcc`: mean Euclidean distance of MFCC 1-19 (c0, the level, left out) per frame;
 - `spectral_convergence`: ||S_t - S_m||_F / ||S_t||_F on the linear STFT magnitude (2048/512);
 - `envelope_cos`: cosine similarity of the RMS envelopes (10 ms frames), higher is better;
-- `pitch_error`: |f0(target) - f0(match)| in semitones when both are pitched (NaN otherwise).
+- `pitch_error`: |f0(target) - f0(match)| in semitones when both are pitched (NaN otherwise);
+- `level_error_db`: |RMS level of the match - RMS level of the target| in dB (the one level-dependent
+  metric: the preset a user gets should play at the target's loudness);
+- `silent`: 1 when the match renders below -60 dBFS RMS (counted, not ranked).
 Parameter metrics, where ground truth exists: mean absolute error of the continuous vector and
 categorical accuracy.
 """
@@ -34,6 +37,7 @@ __all__ = [
     "spectral_convergence",
     "envelope_cosine",
     "pitch_error",
+    "level_error_db",
 ]
 
 HIGHER_IS_BETTER = {"envelope_cos", "cat_accuracy"}
@@ -95,6 +99,16 @@ def pitch_error(target: np.ndarray, match: np.ndarray, sample_rate: int, target_
     return float(abs(12 * math.log2(pt.f0_hz / pm.f0_hz)))
 
 
+def level_error_db(target: np.ndarray, match: np.ndarray, sample_rate: int) -> float:
+    """|RMS(match) - RMS(target)| in dB, over the shorter of the two."""
+    t, m = match_lengths(target, match)
+    return float(abs(_rms_db(m) - _rms_db(t)))
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(x, dtype=np.float64))) + 1e-12))
+
+
 def mel_l1(target: np.ndarray, match: np.ndarray, sample_rate: int) -> float:
     t, m = _prep(target, match)
     return multiscale_log_mel_l1(m, t, sample_rate)
@@ -106,6 +120,8 @@ AUDIO_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
     "spectral_convergence": lambda t, m, sr: spectral_convergence(t, m),
     "envelope_cos": envelope_cosine,
     "pitch_error": pitch_error,
+    "level_error_db": level_error_db,
+    "silent": lambda t, m, sr: float(_rms_db(m) < -60.0),
 }
 
 

@@ -48,6 +48,7 @@ TABLE_METRICS = (
     ("spectral_convergence", "spectral conv."),
     ("envelope_cos", "envelope cos ↑"),
     ("pitch_error", "pitch err. (st)"),
+    ("level_error_db", "level err. (dB)"),
     ("param_mae", "param MAE"),
     ("cat_accuracy", "categorical acc. ↑"),
 )
@@ -177,6 +178,7 @@ def summarize(
             d["seconds"] = bootstrap_median_ci([r.get("seconds") for r in recs if "seconds" in r])
             d["renders"] = bootstrap_median_ci([r.get("renders") for r in recs if "renders" in r])
             d["failed"] = len(recs) - len(ok)
+            d["silent"] = int(sum(r["metrics"].get("silent", 0.0) for r in ok))
             if FLOOR in set_out:
                 ratios = {}
                 for m in FLOOR_METRICS:
@@ -272,6 +274,8 @@ def markdown_report(run) -> str:
             row.append(_num(d["seconds"]["median"]))
             if d["failed"]:
                 row[0] += f" ({d['failed']} failed)"
+            if d.get("silent"):
+                row[0] += f" ({d['silent']} silent)"
             rows.append(row)
         lines += _table(headers, rows)
         wr = run.win_rates.get(s, {}).get(PRIMARY)

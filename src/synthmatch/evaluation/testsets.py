@@ -7,10 +7,12 @@
 - community: the presets `presets/community/split.json` reserves for evaluation, rendered from their
   original files (full presets, with their own wavetables and routing); the tier vector of the file is the
   parameter ground truth, which a tier-2 model can only approximate.
-- audio: every audio file of a folder (real sounds, no ground truth); pitch and length are estimated.
+- audio: every audio file of a folder (real sounds, no ground truth), such as a `synthmatch devset`
+  folder: the note and key-held time its manifest records, else estimated.
 
-Each target with a true preset also gets a second render of that preset: the distance between the two
-renders is vita's run-to-run noise floor for that target.
+Targets are whole notes (4 s with the key held 1.5 s by default). Each target with a true preset also
+gets a second render of that preset: the distance between the two renders (each on a fresh Synth, as a
+user hears the preset) is vita's run-to-run noise floor for that target.
 """
 
 from __future__ import annotations
@@ -51,10 +53,20 @@ class Target:
     truth: Preset | None = None
     truth_vector: ParamVector | None = None
     floor_audio: np.ndarray | None = None  # a second render of the truth (noise floor)
+    _note_estimate_s: float | None = None
 
     @property
     def duration_s(self) -> float:
         return len(self.audio) / self.sample_rate
+
+    @property
+    def note_estimate_s(self) -> float:
+        """The key-held time as matching estimates it from the audio (what infer would use)."""
+        if self._note_estimate_s is None:
+            from synthmatch.audio.pitch import estimate_timing
+
+            self._note_estimate_s = estimate_timing(self.audio, self.sample_rate).note_duration_s
+        return self._note_estimate_s
 
 
 def _db(x: np.ndarray) -> float:
@@ -65,7 +77,7 @@ def in_domain_targets(
     n: int,
     tier: int,
     sample_rate: int = 44100,
-    duration_s: float = 2.0,
+    duration_s: float = 4.0,
     note_duration_s: float = 1.5,
     seed: int = EVAL_SEED,
     notes=(48, 60, 72),
@@ -78,8 +90,12 @@ def in_domain_targets(
         while len(targets) < n and i < 20 * n + 20:
             batch = [sampler.sample(i + k) for k in range(max(4, n))]
             note_of = [example_midi_note(seed, ex.index, tier, notes) for ex in batch]
-            first = r.render_batch([e.preset for e in batch], note_of, note_duration_s, duration_s)
-            second = r.render_batch([e.preset for e in batch], note_of, note_duration_s, duration_s)
+            first = r.render_batch(
+                [e.preset for e in batch], note_of, note_duration_s, duration_s, fresh=True
+            )
+            second = r.render_batch(
+                [e.preset for e in batch], note_of, note_duration_s, duration_s, fresh=True
+            )
             for ex, note, a, b in zip(batch, note_of, first, second):
                 if len(targets) >= n or not (a.ok and b.ok):
                     continue
@@ -106,7 +122,7 @@ def in_domain_targets(
 def community_targets(
     tier: int,
     sample_rate: int = 44100,
-    duration_s: float = 2.0,
+    duration_s: float = 4.0,
     note_duration_s: float = 1.5,
     notes=(60,),
     folder: str | os.PathLike = COMMUNITY_DIR,
@@ -126,8 +142,9 @@ def community_targets(
     jobs = [(p, note) for p in presets for note in notes]
     targets = []
     with Renderer(sample_rate=sample_rate) as r:
-        first = r.render_batch([p for p, _ in jobs], [n for _, n in jobs], note_duration_s, duration_s)
-        second = r.render_batch([p for p, _ in jobs], [n for _, n in jobs], note_duration_s, duration_s)
+        notes = [n for _, n in jobs]
+        first = r.render_batch([p for p, _ in jobs], notes, note_duration_s, duration_s, fresh=True)
+        second = r.render_batch([p for p, _ in jobs], notes, note_duration_s, duration_s, fresh=True)
     for (p, note), a, b in zip(jobs, first, second):
         if not (a.ok and b.ok) or _db(a.audio) < _SILENT_DB:
             log.info("community target %s at note %d skipped (silent or failed)", p.name, note)
@@ -151,9 +168,12 @@ def community_targets(
 def audio_targets(
     folder: str | os.PathLike, sample_rate: int = 44100, max_duration_s: float = 4.0
 ) -> list[Target]:
-    """Every readable audio file of a folder; pitch and note length are estimated per file."""
+    """Every readable audio file of a folder; the note and key-held time its manifest (`devset`) records,
+    else estimated per file."""
     from synthmatch.audio.pitch import estimate_pitch, estimate_timing
+    from synthmatch.evaluation.devset import read_manifest
 
+    manifest = read_manifest(folder)
     targets = []
     for path in list_audio_files(folder):
         try:
@@ -161,19 +181,21 @@ def audio_targets(
         except ValueError as exc:
             log.warning("%s", exc)
             continue
-        audio = trim_leading_silence(audio, sr)[: int(max_duration_s * sr)]
+        known = manifest.get(path.name)
+        if known is None:
+            audio = trim_leading_silence(audio, sr)
+        audio = audio[: int(max_duration_s * sr)]
         if len(audio) < 2048 or _db(audio) < -70:
             log.warning("%s: too short or silent, skipped", path)
             continue
-        pitch, timing = estimate_pitch(audio, sr), estimate_timing(audio, sr)
-        targets.append(
-            Target(
-                path.stem,
-                "audio",
-                audio,
-                sr,
-                pitch.midi_note if pitch.pitched else None,
-                timing.note_duration_s,
-            )
-        )
+        if known is not None:
+            midi = known.midi_note
+            if midi is None:
+                pitch = estimate_pitch(audio, sr)
+                midi = pitch.midi_note if pitch.pitched else None
+            note_s = min(known.note_duration_s, len(audio) / sr)
+        else:
+            pitch, timing = estimate_pitch(audio, sr), estimate_timing(audio, sr)
+            midi, note_s = (pitch.midi_note if pitch.pitched else None), timing.note_duration_s
+        targets.append(Target(path.stem, "audio", audio, sr, midi, note_s))
     return targets

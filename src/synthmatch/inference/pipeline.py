@@ -50,7 +50,7 @@ __all__ = [
     "DEFAULT_TIER",
 ]
 
-MAX_TARGET_S = 4.0  # clip length without a model
+MAX_TARGET_S = 4.0  # default --max-seconds: targets are matched whole up to this length
 DEFAULT_TIER = 2  # parameter space searched without a model
 
 
@@ -65,6 +65,8 @@ class InferConfig:
         start: "init" or a .vital file to start from instead of a model; None: the model, else init.
         tier: parameter space searched without a model (default 2); a model brings its own.
         midi_note / note_duration_s: override the estimated pitch / key-held time.
+        max_seconds: targets longer than this (after leading silence) are cut to it, with an INFO line;
+            up to it the whole target is matched, rendered and scored (the model sees its own window of it).
         refine, refine_evals, refine_timeout_s, refine_sigma: CMA-ES refinement and its budget.
         render: also write the match's WAV and a spectrogram comparison PNG.
         tutorial: also write a Markdown guide to rebuilding the preset in Vital.
@@ -81,6 +83,7 @@ class InferConfig:
     tier: int | None = None
     midi_note: int | None = None
     note_duration_s: float | None = None
+    max_seconds: float = MAX_TARGET_S
     refine: bool = False
     refine_evals: int = 500
     refine_timeout_s: float = 60.0
@@ -103,6 +106,8 @@ class InferConfig:
             raise ConfigError(f"--midi-note must be in 0..127, got {self.midi_note}")
         if self.note_duration_s is not None and not 0 < self.note_duration_s <= 30:
             raise ConfigError(f"--note-duration must be in (0, 30] seconds, got {self.note_duration_s}")
+        if not 0.1 <= self.max_seconds <= 30:
+            raise ConfigError(f"--max-seconds must be in [0.1, 30] seconds, got {self.max_seconds}")
         if self.sample_rate is not None and not 8000 <= self.sample_rate <= 192000:
             raise ConfigError(f"--sample-rate must be in 8000..192000 Hz, got {self.sample_rate}")
         if self.workers is not None and self.workers < 1:
@@ -183,12 +188,12 @@ class Starter:
                 )
             self.tier = self.predictor.tier
             self.sample_rate = int(cfg.sample_rate or self.predictor.sample_rate)
-            self.clip_seconds = float(self.predictor.clip_seconds)
+            self.model_window_s: float | None = float(self.predictor.clip_seconds)
             self.min_samples = int(self.predictor.mel.n_fft)
         else:
             self.tier = int(cfg.tier or DEFAULT_TIER)
             self.sample_rate = int(cfg.sample_rate or 44100)
-            self.clip_seconds = MAX_TARGET_S
+            self.model_window_s = None
             self.min_samples = MIN_SAMPLES
 
     def start_for(self, target: Target, midi_note: int) -> StartPoint:
@@ -273,7 +278,15 @@ def _pitch_and_timing(target: Target, cfg: InferConfig) -> tuple[int, float, dic
                 FALLBACK_MIDI_NOTE,
             )
     if cfg.note_duration_s is not None:
-        note_s = min(float(cfg.note_duration_s), target.duration_s)
+        note_s = float(cfg.note_duration_s)
+        if note_s > target.duration_s:
+            log.warning(
+                "%s: --note-duration %.2f s is longer than the target (%.2f s): the key is held to the end",
+                target.path.name,
+                note_s,
+                target.duration_s,
+            )
+            note_s = target.duration_s
         timing_info = {
             "note_duration_s": note_s,
             "duration_s": target.duration_s,
@@ -304,7 +317,7 @@ def match_target(
         progress: show the refinement's progress bar.
         refine_callback: passed to `refine(callback=...)`: called with the refinement's progress.
     """
-    from synthmatch.audio.distances import match_distance
+    from synthmatch.inference.match import MatchTarget, match_preset
 
     midi, note_s, pitch_info, timing_info = _pitch_and_timing(target, cfg)
     duration_s = target.duration_s
@@ -318,65 +331,57 @@ def match_target(
         "timing": timing_info,
         "start": start.summary(),
     }
-    preset = start.preset
-    if cfg.refine:
-        from synthmatch.inference.refine import refine
+    if starter.model_window_s is not None:
+        info["model_window_s"] = starter.model_window_s
+    pitch = estimate_pitch(target.audio, target.sample_rate)
+    if cfg.midi_note is not None and pitch.pitched and abs(pitch.midi - cfg.midi_note) > 0.5:
+        pitch = _pitch_at(cfg.midi_note)  # the user's note wins over the estimate: tune to it
+    mt = MatchTarget(target.audio, target.sample_rate, midi, note_s, pitch, name=target.path.name)
+    match = match_preset(
+        start.preset,
+        start.tier,
+        mt,
+        renderer,
+        refine=cfg.refine_config() if cfg.refine else None,
+        progress=progress,
+        callback=refine_callback,
+        start_source=start.source,
+    )
+    preset = match.preset
 
-        def run_refine(from_preset: Preset):
-            return refine(
-                from_preset,
-                target.audio,
-                target.sample_rate,
-                midi_note=midi,
-                note_duration_s=note_s,
-                duration_s=duration_s,
-                tier=start.tier,
-                config=cfg.refine_config(),
-                renderer=renderer,
-                progress=progress,
-                callback=refine_callback,
-            )
+    def trimmed(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in ("params", "history", "history_evals")}
 
-        result = run_refine(start.preset)
-        if result.info.get("stop_reason") == "nothing to search" and start.source != "init":
-            # e.g. a prediction with every oscillator off: nothing CMA-ES may move can be heard
-            log.info(
-                "%s: nothing audible to refine in the start (no oscillator on); refining from Vital's "
-                "init preset as well and keeping the closer match",
-                target.path.name,
-            )
-            fallback = run_refine(Preset.init())
-            if not fallback.info.get("skipped") and fallback.info["final_loss"] < result.info["final_loss"]:
-                fallback.info["initial_loss"] = result.info["initial_loss"]  # the user's start
-                fallback.info["improved"] = True
-                fallback.info["fell_back_to"] = "init"
-                result = fallback
-        preset = result.preset
-        info["refine"] = {
-            k: v for k, v in result.info.items() if k not in ("params", "history", "history_evals")
-        }
+    for key in ("refine", "pitch_alignment", "tuning", "final_tuning", "level", "fallback", "silent"):
+        if key in match.info:
+            info[key] = trimmed(match.info[key]) if key == "refine" else match.info[key]
+    if "first_attempt" in match.info:  # what was tried from the start before falling back
+        first = match.info["first_attempt"]
+        info["first_attempt"] = {k: (trimmed(v) if k == "refine" else v) for k, v in first.items()}
+    info["renders"] = match.renders
+    info["match_distance"] = round(float(match.distance), 5)
+    fallback = match.info.get("fallback")
+    start_text = "Vital's init preset (fallback: the start was silent)" if fallback else start.description
     name = f"synthmatch {target.path.stem}"
     preset = preset.with_meta(
         preset_name=name,
         author="synthmatch",
-        comments=f"Matched to {target.path.name} (MIDI note {midi}) from {start.description}.",
+        comments=f"Matched to {target.path.name} (MIDI note {midi}) from {start_text}.",
     )
     files = MatchFiles(preset=preset, sample_rate=target.sample_rate)
-    facts = [f"Matched to: {target.path.name}", f"Started from: {start.description}"]
+    distance = match.distance
+    facts = [f"Matched to: {target.path.name}", f"Started from: {start_text}"]
+    facts.append(f"Distance to the target (multi-scale log-mel L1, equal loudness): {distance:.3f}")
     if cfg.render:
-        audio = renderer.render(preset, midi, note_s, duration_s, stereo=True)  # (2, N)
-        distance = match_distance(target.audio, audio.mean(axis=0), target.sample_rate)
-        info["match_distance"] = round(float(distance), 5)
-        facts.append(f"Distance to the target (multi-scale log-mel L1, equal loudness): {distance:.3f}")
         from synthmatch.inference.compare import comparison_png
 
-        files.audio = audio
+        files.audio = match.audio  # the final user render: what the .vital plays, on a fresh Synth
         files.figure_png = comparison_png(
             target.audio,
-            audio,
+            match.audio,
             target.sample_rate,
             title=f"{target.path.name}: MIDI {midi}, distance {distance:.3f}",
-            match_label=f"match ({start.source} start{', refined' if cfg.refine else ''})",
+            match_label=f"match ({'init' if fallback else start.source} start{', refined' if cfg.refine else ''})",
         )
     if "refine" in info and not info["refine"].get("skipped"):
         r = info["refine"]
@@ -384,6 +389,7 @@ def match_target(
             f"CMA-ES refinement: loss {r['initial_loss']:.3f} -> {r['final_loss']:.3f} in {r['n_evals']} "
             f"evaluations over {r['n_params']} parameters"
         )
+    facts += _level_and_template_facts(info)
     if cfg.tutorial:
         from synthmatch.inference.tutorial import tutorial_markdown
 
@@ -396,6 +402,32 @@ def match_target(
             facts=facts,
         )
     return files, info
+
+
+def _level_and_template_facts(info: dict) -> list[str]:
+    """Tutorial lines on the level matching and the modulation moves refinement added."""
+    from synthmatch.synth.template import template_connections
+
+    facts = []
+    level = info.get("level") or {}
+    if "final_db" in level:
+        line = (
+            f"Level: {level['final_db']:.1f} dBFS RMS against the target's {level['target_db']:.1f} "
+            f"(Volume {level.get('volume_db', 0):+.1f} dB)"
+        )
+        if level.get("limited_by"):
+            line += f"; held lower: {level['limited_by']}"
+        facts.append(line)
+    kept = (info.get("refine") or {}).get("template") or {}
+    for conn in template_connections(tuple(kept)) if kept else ():
+        facts.append(f"Added by refinement: {conn.label} (amount {100 * kept[conn.key]:+.0f}%)")
+    return facts
+
+
+def _pitch_at(midi_note: int) -> PitchEstimate:
+    from synthmatch.audio.pitch import midi_to_hz
+
+    return PitchEstimate(midi_to_hz(midi_note), float(midi_note), int(midi_note), 1.0, True)
 
 
 def run_infer(cfg: InferConfig) -> list[MatchResult]:
@@ -418,7 +450,7 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
             t0 = time.perf_counter()
             result = MatchResult(input=path)
             try:
-                target = load_target(path, starter.sample_rate, starter.clip_seconds, starter.min_samples)
+                target = load_target(path, starter.sample_rate, cfg.max_seconds, starter.min_samples)
                 outputs, result.info = match_target(
                     target, cfg, starter, renderer, progress=single and cfg.progress
                 )

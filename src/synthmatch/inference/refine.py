@@ -1,33 +1,37 @@
-"""CMA-ES refinement: move a preset's audible continuous controls until its render matches a target.
+"""CMA-ES refinement: move a preset's audible controls until its render matches the target.
 
-    result = refine(start_preset, target_audio, sample_rate, midi_note=57, note_duration_s=1.2,
-                    duration_s=2.0, tier=2, config=RefineConfig(max_evals=500, timeout_s=60))
+    result = refine(start_preset, target_audio, sample_rate, midi_note=57, note_duration_s=1.5,
+                    duration_s=4.0, tier=2, config=RefineConfig(max_evals=300, timeout_s=60))
     result.preset, result.info["initial_loss"], result.info["final_loss"]
 
-What is searched (`search_space`): the tier's continuous controls that can be heard given the start's
-switches and categoricals, in normalized [0, 1] units; at tier 3 also the amounts of the start's
-modulation connections. Categoricals, switches, integer controls (transposes, effect order) and the
-routing stay as they are. Left out, with the reason recorded: everything when no oscillator or sample is
-on, modules switched off or fed by nothing, envelopes 2-6 / LFOs / random LFOs / macros that modulate
-nothing (everything below tier 3), unison settings of 1-voice oscillators, distortion and spectral-morph
-amounts whose type is None, the frame of a one-frame wavetable, formant controls of non-formant filters,
-effect rates in tempo-sync mode, overall gain (the objective compares at equal loudness), panning and
-stereo width (it compares mono mixes).
+The target is the whole note (up to `infer --max-seconds`, release included), and so is every candidate
+render: refinement fits the sound the user gets, not an excerpt of it.
 
-The objective is `audio.distances.MultiScaleLogMel(target, loudness_normalize=True)`: the multi-scale
-log-mel L1 that evaluation reports as `mel_l1`, with the target's spectra computed once. It runs in the
-render worker threads right after each render (`Renderer.render_batch(postprocess=...)`), about 6 ms per
-2 s candidate against 20-150 ms for the render.
+Steps, every render counted against `max_evals`:
+1. the start is scored, then moved to the target's pitch (`calibrate.align_pitch` and `calibrate.tune`:
+   transposes and Voice Tune, which refinement itself never moves);
+2. the modulation template (`synth.template`: a filter envelope, a pitch envelope, vibrato...,
+   connections the start lacks) is probed on the target: each connection rendered alone at two amounts,
+   and those that lower the loss join the search at their better amount, so the search can reach the
+   moves one-shots are made of without spending dimensions on moves the target does not have;
+3. CMA-ES searches (`search_space`) the tier's continuous controls that can be heard given the start's
+   switches and categoricals, in normalized [0, 1] units, plus the template's amounts (each within its
+   +-max_amount) and the envelope and LFO controls those make audible, plus at tier 3 the amounts of the
+   start's own connections. Categoricals, switches, integer controls (transposes, effect order), the
+   routing and every tune control stay as they are. Left out, with the reason recorded: everything when no
+   oscillator or sample is on, modules switched off or fed by nothing, envelopes 2-6 / LFOs / random
+   LFOs / macros that modulate nothing, unison settings of 1-voice oscillators, distortion and
+   spectral-morph amounts whose type is None, the frame of a one-frame wavetable, formant controls of
+   non-formant filters, effect rates in tempo-sync mode, overall gain (the objective compares at equal
+   loudness), panning and stereo width (it compares mono mixes);
+4. template connections whose amount ended negligible are removed (`synth.template.prune_template`);
+5. the final check renders the aligned start and the best candidate as the user gets them (random phase
+   restored, each on a fresh Synth, `verify_renders` each) and keeps the start unless the best is better
+   there too: the result is never worse than the aligned start in the sound the user gets.
 
-Vita's run-to-run noise (VITA.md 3): two renders of the same preset differ because oscillators start at
-a random phase and because Vital glides every control from its previous value. While searching, every
-candidate therefore has `osc_N_random_phase` and `sample_random_phase` at 0, and each render is preceded by
-a discarded `settle_s` render of the same candidate so the glides arrive. Both are measured in
-benchmarks/refine.py and docs/BENCHMARKS.md: on held-out targets the median difference between two scores
-of one candidate drops from 0.007 to 0.000002, though a tail remains (p90 0.05, max 0.4, against 0.06
-and 0.09 without). The start's random-phase settings are restored in the result; a final
-check renders start and best with them restored (`verify_renders` each) and keeps the start unless the
-best is better there too, so the result is never worse than the start in the sound the user gets.
+The objective (`scoring.Scorer`) is the multi-scale log-mel L1 at equal loudness that evaluation reports
+as `mel_l1`. While searching every candidate has its random phases at 0 and renders on the renderer's
+long-lived, flushed Synths (`synth.render`): repeatable to the noise measured in benchmarks/refine.py.
 """
 
 from __future__ import annotations
@@ -36,15 +40,33 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from synthmatch.errors import ConfigError
+from synthmatch.inference.calibrate import (
+    RANDOM_PHASE,
+    TRANSPOSES,
+    TUNE_CONTROLS,
+    align_pitch,
+    fixed_phase,
+    restore_phase,
+    tune,
+)
+from synthmatch.inference.scoring import FAILED_LOSS, SILENT_RMS, Scorer
 from synthmatch.synth import _vita
 from synthmatch.synth.params import ParamSpace, param_space
 from synthmatch.synth.presets import Modulation, Preset
+from synthmatch.synth.template import (
+    DEFAULT_TEMPLATE,
+    TemplateConnection,
+    TemplateSlot,
+    add_template,
+    prune_template,
+    template_connections,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +78,24 @@ __all__ = [
     "inaudible_reason",
     "refine",
     "FAILED_LOSS",
+    "SILENT_RMS",
 ]
 
-# Loss given to a candidate that failed to render, produced non-finite audio or is silent.
-FAILED_LOSS = 1e3
-# RMS below which a candidate counts as silent (-100 dBFS; Vital's silent renders sit near -240 dBFS).
-SILENT_RMS = 1e-5
+# A template connection whose removal raises the search loss by less than this is not exported (the
+# search's repeat-render noise is far below it, benchmarks/refine.py; a random-phase floor is ~0.1).
+PRUNE_TOLERANCE = 0.01
+# Smallest budget that adds the modulation template.
+MIN_TEMPLATE_EVALS = 50
+# The template probe: each connection tried at +- this share of its range; kept when it lowers the loss by
+# more than PROBE_MIN_GAIN.
+PROBE_SHARE = 0.4
+PROBE_MIN_GAIN = 0.005
 
-_RANDOM_PHASE = ("osc_1_random_phase", "osc_2_random_phase", "osc_3_random_phase", "sample_random_phase")
+# kept for callers of the older names
+_RANDOM_PHASE = RANDOM_PHASE
+_TRANSPOSES = TRANSPOSES
+_fixed_phase = fixed_phase
+
 _SOUND_SOURCES = ("osc_1", "osc_2", "osc_3", "sample")
 _EFFECTS = ("chorus", "compressor", "delay", "distortion", "eq", "flanger", "phaser", "reverb", "filter_fx")
 _UNISON_RE = re.compile(
@@ -91,20 +123,20 @@ class RefineConfig:
     """Settings of a refinement (`synthmatch infer --refine ...`).
 
     Attributes:
-        max_evals: evaluations (renders scored against the target), the start and the final check included.
+        max_evals: evaluations (renders scored against the target), the start, pitch alignment and the
+            final check included.
         timeout_s: wall-clock limit; the search stops before a generation that would overrun it.
         sigma: CMA-ES initial step size in normalized [0, 1] units.
         popsize: candidates per generation (default CMA-ES's 4 + 3 ln n, rounded up to a multiple of the
             render threads).
         seed: CMA-ES random seed (same seed, same start, same target: same search).
-        fixed_phase: hold random oscillator phase at 0 while searching (the noise-floor method).
-        settle_s: seconds rendered and discarded before each candidate's render (see the module doc).
-        verify_renders: renders each of start and best with random phase restored in the final check.
-        align_pitch: before CMA-ES, when the start sounds at another pitch than the target, try shifting
-            every oscillator's and the sample's transpose by the difference (and an octave either side,
-            against octave errors of the pitch estimate); keep the shift that lowers the loss. Transposes
-            are integers CMA-ES does not search, so a start a few semitones off cannot be fixed otherwise.
-            Costs up to 3 evaluations of the budget.
+        fixed_phase: hold random oscillator phase at 0 while searching (repeatable renders).
+        verify_renders: renders each of start and best (user renders) in the final check.
+        align_pitch: move the start to the target's pitch first (transposes, then Voice Tune; up to 5
+            evaluations): transposes and tune are never searched.
+        template: keys of the modulation template added before the search (None: the default template,
+            `synth.template.DEFAULT_TEMPLATE`; () adds none).
+        template_step: the template amounts' initial step, as a share of `sigma`.
     """
 
     max_evals: int = 500
@@ -113,9 +145,10 @@ class RefineConfig:
     popsize: int | None = None
     seed: int = 0
     fixed_phase: bool = True
-    settle_s: float = 0.25
     verify_renders: int = 2
     align_pitch: bool = True
+    template: tuple[str, ...] | None = None
+    template_step: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_evals < 1:
@@ -126,15 +159,22 @@ class RefineConfig:
             raise ConfigError(f"--refine-sigma must be in (0, 0.5] (normalized units), got {self.sigma}")
         if self.popsize is not None and self.popsize < 2:
             raise ConfigError(f"popsize must be >= 2, got {self.popsize}")
-        if not 0 <= self.settle_s <= 2:
-            raise ConfigError(f"settle_s must be in [0, 2] seconds, got {self.settle_s}")
         if self.verify_renders < 0:
             raise ConfigError(f"verify_renders must be >= 0, got {self.verify_renders}")
+        if not 0 < self.template_step <= 1:
+            raise ConfigError(f"template_step must be in (0, 1], got {self.template_step}")
+        try:
+            self.connections()
+        except ValueError as exc:
+            raise ConfigError(f"template: {exc}") from None
+
+    def connections(self) -> tuple[TemplateConnection, ...]:
+        return template_connections(DEFAULT_TEMPLATE if self.template is None else self.template)
 
 
 @dataclass
 class RefineResult:
-    """The refined preset (never worse than the start) and what happened."""
+    """The refined preset (never worse than the aligned start) and what happened."""
 
     preset: Preset
     info: dict = field(default_factory=dict)
@@ -144,26 +184,36 @@ class RefineResult:
 # what is searched
 @dataclass(frozen=True)
 class SearchSpace:
-    """The coordinates CMA-ES moves: controls (normalized) and modulation amounts ((amount + 1) / 2)."""
+    """The coordinates CMA-ES moves, all in [0, 1].
+
+    controls: normalized control values; mod_slots: the preset's own connection amounts, (amount + 1) / 2;
+    template: the template's connection amounts, (amount / max_amount + 1) / 2.
+    """
 
     controls: tuple[str, ...]
     mod_slots: tuple[int, ...]  # indices into the preset's modulations whose amount is searched
     skipped: dict[str, str]  # control -> why it is not searched
     space: ParamSpace = field(repr=False, compare=False)
+    template: tuple[tuple[int, float], ...] = ()  # (index into modulations, max |amount|)
 
     @property
     def size(self) -> int:
-        return len(self.controls) + len(self.mod_slots)
+        return len(self.controls) + len(self.mod_slots) + len(self.template)
 
     @property
     def names(self) -> list[str]:
-        return list(self.controls) + [f"modulation_{i + 1}_amount" for i in self.mod_slots]
+        return (
+            list(self.controls)
+            + [f"modulation_{i + 1}_amount" for i in self.mod_slots]
+            + [f"modulation_{i + 1}_amount (template)" for i, _ in self.template]
+        )
 
     def encode(self, preset: Preset) -> np.ndarray:
         """(size,) normalized coordinates of a preset."""
         ps = self.space
         x = [ps[n].to_unit(preset.values.get(n, ps[n].default)) for n in self.controls]
         x += [(float(np.clip(preset.modulations[i].amount, -1, 1)) + 1) / 2 for i in self.mod_slots]
+        x += [(float(np.clip(preset.modulations[i].amount / m, -1, 1)) + 1) / 2 for i, m in self.template]
         return np.clip(np.asarray(x, np.float64), 0.0, 1.0)
 
     def decode(self, x: np.ndarray, base: Preset) -> Preset:
@@ -171,15 +221,18 @@ class SearchSpace:
         ps = self.space
         x = np.clip(np.nan_to_num(np.asarray(x, np.float64), nan=0.5), 0.0, 1.0)
         values = dict(base.values)
-        for n, u in zip(self.controls, x[: len(self.controls)]):
+        nc, nm = len(self.controls), len(self.mod_slots)
+        for n, u in zip(self.controls, x[:nc]):
             values[n] = ps[n].from_unit(u)
         mods = base.modulations
-        if self.mod_slots:
+        if self.mod_slots or self.template:
             mods = list(mods)
-            for i, u in zip(self.mod_slots, x[len(self.controls) :]):
+            for i, u in zip(self.mod_slots, x[nc : nc + nm]):
                 mods[i] = replace(mods[i], amount=float(u) * 2 - 1)
+            for (i, m), u in zip(self.template, x[nc + nm :]):
+                mods[i] = replace(mods[i], amount=(float(u) * 2 - 1) * m)
             mods = tuple(mods)
-        # replace() skips with_values' name checks: every name here comes from the tier space
+        # replace() skips with_values' name checks: every name here comes from the parameter space
         return replace(base, values=values, modulations=mods)
 
 
@@ -222,7 +275,9 @@ def _search_reason(name: str, ps: ParamSpace) -> str | None:
     if _STEREO_RE.search(name):
         return "stereo placement: the objective compares mono mixes"
     if name in _RANDOM_PHASE:
-        return "random phase: held at 0 while searching (noise-floor method), restored afterwards"
+        return "random phase: held at 0 while searching (repeatable renders), restored afterwards"
+    if name in TUNE_CONTROLS:
+        return "tune: held so the match stays in tune (the pitch alignment sets it and checks it after)"
     return None
 
 
@@ -233,8 +288,6 @@ def _inaudible(
         return "no oscillator or sample is on: the preset is silent"
     module = ps[name].module
     if module.startswith(("env_", "lfo_", "random_", "macro_control_")) and module != "env_1":
-        if tier < 3:
-            return f"{module} modulates nothing below tier 3"
         if module not in sources:
             return f"{module} modulates nothing in this preset"
     if module in ("osc_1", "osc_2", "osc_3", "sample", "filter_1", "filter_2", *_EFFECTS):
@@ -276,55 +329,77 @@ def _inaudible(
 def _audibility_context(
     preset: Preset, tier: int, ps: ParamSpace
 ) -> tuple[set[str], set[str], list[Modulation]]:
-    kept_mods, _ = preset.routing_for_tier(ps.tier(tier), ps)
+    # A connection the preset has is heard whatever tier is searched: audibility uses tier 3's rules.
+    kept_mods, _ = preset.routing_for_tier(ps.tier(3), ps)
     return {m.source for m in kept_mods}, _fed_filters(preset), kept_mods
 
 
 def inaudible_reason(name: str, preset: Preset, tier: int = 3, space: ParamSpace | None = None) -> str | None:
-    """Why control `name` cannot be heard in `preset` at `tier` (module off, nothing routed into it, one
-    unison voice, type None, modulates nothing...), or None when it can."""
+    """Why control `name` cannot be heard in `preset` (module off, nothing routed into it, one unison
+    voice, type None, modulates nothing...), or None when it can."""
     ps = space or param_space()
     sources, fed, _ = _audibility_context(preset, tier, ps)
     return _inaudible(name, preset, tier, sources, fed, ps)
 
 
-def search_space(preset: Preset, tier: int, space: ParamSpace | None = None) -> SearchSpace:
-    """The audible continuous controls of `preset` at `tier` (and its modulation amounts at tier 3)."""
+def search_space(
+    preset: Preset,
+    tier: int,
+    space: ParamSpace | None = None,
+    template: tuple[TemplateSlot, ...] = (),
+) -> SearchSpace:
+    """The audible continuous controls of `preset` at `tier`, the template's amounts and source controls,
+    and at tier 3 the amounts of its own connections."""
     ps = space or param_space()
     ts = ps.tier(tier)
     sources, fed, kept_mods = _audibility_context(preset, tier, ps)
-    kept_pairs = {(m.source, m.destination) for m in kept_mods}
+    template_index = {s.index for s in template}
+    # a source only the template uses is searched through its curated controls, not all of them
+    own_sources = {m.source for i, m in enumerate(preset.modulations) if i not in template_index}
+    template_only = {s.source for s in template} - own_sources
+    curated = {n for s in template for n in s.searched_controls}
     controls, skipped = [], {}
-    for name in ts.continuous:
+    names = list(ts.continuous) + [n for n in sorted(curated) if n not in ts.continuous]
+    for name in names:
+        if ps[name].module in template_only and name not in curated:
+            skipped[name] = f"{ps[name].module} is the template's: only its main controls are searched"
+            continue
         reason = _search_reason(name, ps) or _inaudible(name, preset, tier, sources, fed, ps)
         if reason is None:
             controls.append(name)
         else:
             skipped[name] = reason
+    kept_pairs = {(m.source, m.destination) for m in kept_mods}
     mod_slots = (
-        tuple(i for i, m in enumerate(preset.modulations) if (m.source, m.destination) in kept_pairs)
+        tuple(
+            i
+            for i, m in enumerate(preset.modulations)
+            if (m.source, m.destination) in kept_pairs and i not in template_index
+        )
         if ts.has_modulation
         else ()
     )
-    return SearchSpace(tuple(controls), mod_slots, skipped, ps)
+    slots = tuple((s.index, s.connection.max_amount) for s in template)
+    return SearchSpace(tuple(controls), mod_slots, skipped, ps, slots)
 
 
-def _fixed_phase(preset: Preset) -> Preset:
-    return replace(preset, values={**preset.values, **{n: 0.0 for n in _RANDOM_PHASE}})
+def _without(preset: Preset, slots) -> Preset:
+    """`preset` with the amounts of these template slots at 0."""
+    mods = list(preset.modulations)
+    for s in slots:
+        mods[s.index] = replace(mods[s.index], amount=0.0)
+    return replace(preset, modulations=tuple(mods))
 
 
-_TRANSPOSES = ("osc_1_transpose", "osc_2_transpose", "osc_3_transpose", "sample_transpose")
+def _template_usable(preset: Preset, tier: int) -> Callable[[TemplateConnection], bool]:
+    """A template connection is added only when its destination can be heard in the start."""
+    ps = param_space()
+    sources, fed, _ = _audibility_context(preset, tier, ps)
 
+    def usable(conn: TemplateConnection) -> bool:
+        return _inaudible(conn.destination, preset, 3, sources, fed, ps) is None
 
-def _transposed(preset: Preset, semitones: int) -> Preset:
-    """`preset` with every oscillator's and the sample's transpose moved by `semitones` (within +-48)."""
-    return preset.with_values(
-        **{n: float(np.clip(preset.values.get(n, 0.0) + semitones, -48, 48)) for n in _TRANSPOSES}
-    )
-
-
-def _restore_phase(preset: Preset, start: Preset) -> Preset:
-    return replace(preset, values={**preset.values, **{n: start.values.get(n, 0.0) for n in _RANDOM_PHASE}})
+    return usable
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -343,32 +418,37 @@ def refine(
     n_threads: int | None = None,
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
+    scorer: Scorer | None = None,
+    target_pitch=None,
 ) -> RefineResult:
-    """Refine `start` towards `target` with CMA-ES; never returns a worse preset than `start`.
+    """Refine `start` towards `target` with CMA-ES; never returns a worse preset than the aligned start.
 
     Args:
         start: the starting preset (a prediction, Vital's init preset, a user's .vital).
-        target: (N,) mono target audio at `sample_rate`.
+        target: (N,) mono target audio at `sample_rate`: the whole note.
         midi_note: note every candidate is rendered at (the target's pitch).
         note_duration_s: seconds the key is held.
         duration_s: seconds rendered (default: the target's length).
         tier: parameter space searched (the model's tier, or `--tier` without a model).
-        config: budget, timeout, step size and the noise-floor settings.
+        config: budget, timeout, step size, template.
         renderer: a `synth.render.Renderer` at `sample_rate` to reuse (default: one is made and closed).
         n_threads: render threads when no renderer is given (default: every core).
         progress: show a progress bar.
         callback: called after the start's evaluation and after each generation with
             `{"n_evals", "budget", "initial_loss", "best_loss", "elapsed_s"}` (e.g. a web page's progress bar).
+        scorer: a `scoring.Scorer` of this target to share (its evaluation count includes earlier steps).
+        target_pitch: the target's `audio.pitch.estimate_pitch`, when already known.
     Returns:
         RefineResult(preset, info). info holds initial_loss, final_loss, n_evals, elapsed_s, evals_per_s,
-        improved, stop_reason and more; `{"skipped": True, "reason": ...}` when vita cannot be imported.
+        improved, stop_reason, template and more; `{"skipped": True, "reason": ...}` when vita cannot be
+        imported.
     """
     try:
         _vita.import_vita()
     except _vita.VitaUnavailable as exc:
         log.warning("refinement skipped: %s", exc)
         return RefineResult(start, {"skipped": True, "reason": str(exc)})
-    from synthmatch.audio.distances import MultiScaleLogMel
+    from synthmatch.audio.pitch import estimate_pitch
     from synthmatch.synth.render import Renderer
 
     t0 = time.perf_counter()
@@ -376,67 +456,36 @@ def refine(
     if target.size == 0 or not np.all(np.isfinite(target)):
         raise ValueError("refine needs a finite, non-empty target")
     duration_s = float(duration_s if duration_s is not None else len(target) / sample_rate)
-    own_renderer = renderer is None
-    if own_renderer:
-        renderer = Renderer(sample_rate=sample_rate, n_threads=n_threads)
-    elif renderer.sample_rate != sample_rate:
-        raise ValueError(f"renderer runs at {renderer.sample_rate} Hz but the target is at {sample_rate} Hz")
+    own_renderer = renderer is None and scorer is None
+    if scorer is None:
+        if renderer is None:
+            renderer = Renderer(sample_rate=sample_rate, n_threads=n_threads)
+        scorer = Scorer(target, sample_rate, midi_note, note_duration_s, duration_s, renderer)
+    if target_pitch is None:
+        target_pitch = estimate_pitch(target, sample_rate)
     try:
-        objective = MultiScaleLogMel(target, sample_rate, loudness_normalize=True)
-        return _Search(
-            start, objective, renderer, midi_note, note_duration_s, duration_s, tier, config, progress, t0
-        ).run(callback)
+        return _Search(start, scorer, tier, config, progress, t0, target_pitch).run(callback)
     finally:
         if own_renderer:
-            renderer.close()
+            scorer.renderer.close()
 
 
 class _Search:
-    def __init__(self, start, objective, renderer, midi_note, note_s, duration_s, tier, cfg, progress, t0):
+    def __init__(self, start, scorer: Scorer, tier, cfg: RefineConfig, progress, t0, target_pitch):
         self.start = start
-        self.objective = objective
-        self.renderer = renderer
-        self.midi_note = int(midi_note)
-        self.note_s = float(min(note_s, duration_s))
-        self.duration_s = duration_s
+        self.scorer = scorer
         self.cfg = cfg
+        self.tier = tier
         self.progress = progress
         self.t0 = t0
-        self.base = _fixed_phase(start) if cfg.fixed_phase else start
-        # from the start: a phase control is inert when the exported preset randomises the phase
-        self.space = search_space(start, tier)
-        self.tier = tier
-        self.n_evals = 0
+        self.target_pitch = target_pitch
+        self.evals0 = scorer.n_evals  # what earlier steps of the match spent
         self.history: list[float] = []
-        self.history_evals: list[int] = []  # evaluations spent at each history point
-        self.last_results: list = []  # the RenderResults of the latest evaluate() call
+        self.history_evals: list[int] = []
 
-    def _loss(self, audio: np.ndarray) -> float:
-        if audio is None or audio.size == 0 or not np.all(np.isfinite(audio)):
-            return FAILED_LOSS
-        if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENT_RMS:
-            # at equal loudness silence scores deceptively well against a short decaying target
-            # (its quiet frames sit at the log floor too): a silent candidate is never a match
-            return FAILED_LOSS
-        return float(self.objective(audio))
-
-    def evaluate(self, presets: Sequence[Preset], settle: bool = True) -> list[float]:
-        results = self.renderer.render_batch(
-            presets,
-            self.midi_note,
-            self.note_s,
-            self.duration_s,
-            settle_s=self.cfg.settle_s if settle else 0.0,
-            postprocess=self._loss,
-        )
-        self.n_evals += len(presets)
-        self.last_results = results
-        losses = []
-        for r in results:
-            if not r.ok:
-                log.debug("candidate failed to render: %s", r.error)
-            losses.append(float(r.value) if r.ok and r.value is not None else FAILED_LOSS)
-        return losses
+    @property
+    def n_evals(self) -> int:
+        return self.scorer.n_evals - self.evals0
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -453,83 +502,147 @@ class _Search:
                 }
             )
 
-    def _align_pitch(self, start_render, start_loss: float) -> tuple[Preset | None, float, dict]:
-        """Shift the start's transposes so it sounds at the target's pitch (see RefineConfig.align_pitch).
+    def _mark(self, loss: float) -> None:
+        self.history.append(float(loss))
+        self.history_evals.append(self.n_evals)
 
-        Returns (best shifted preset or None, its loss, a summary for the info dict).
+    def _prune(
+        self, best: Preset, best_loss: float, slots: tuple[TemplateSlot, ...], original: Preset
+    ) -> tuple[Preset, float, dict[str, float]]:
+        """Export only the template connections whose amount matters.
+
+        Negligible amounts go first (`prune_template`); then each remaining template connection is
+        rendered switched off (amount 0), and those whose removal costs less than PRUNE_TOLERANCE go
+        together, checked on one more render. Returns (preset, its loss, template key -> amount kept).
         """
-        from synthmatch.audio.pitch import estimate_pitch
+        live = [s for s in slots if abs(best.modulations[s.index].amount) >= s.connection.negligible_amount]
+        if live:
+            without = [_without(best, [s]) for s in live]
+            losses = self.scorer.losses(without)
+            drop = [s for s, v in zip(live, losses) if v <= best_loss + PRUNE_TOLERANCE]
+            if len(drop) > 1:
+                combined = _without(best, drop)
+                loss = self.scorer.losses([combined])[0]
+                if loss > best_loss + PRUNE_TOLERANCE:  # together they matter: drop only the cheapest
+                    k = int(np.argmin(losses))
+                    drop, loss = [live[k]], losses[k]
+            elif drop:
+                loss = losses[live.index(drop[0])]
+            if drop:
+                best = _without(best, drop)
+                best_loss = min(best_loss, loss) if loss <= best_loss else loss
+        pruned, kept = prune_template(best, slots, original=original)
+        return pruned, best_loss, kept
 
-        sr = self.objective.sample_rate
-        target_pitch = estimate_pitch(self.objective.target, sr)
-        res = start_render  # the start's own scored render: no second render for its pitch
-        info: dict = {"target_midi": None, "start_midi": None, "shift": 0, "tried": []}
-        if not res.ok or not target_pitch.pitched:
-            return None, start_loss, info
-        start_pitch = estimate_pitch(res.audio, sr)
-        info["target_midi"] = round(float(target_pitch.midi), 3)
-        if not start_pitch.pitched:
-            return None, start_loss, info
-        info["start_midi"] = round(float(start_pitch.midi), 3)
-        d = int(round(target_pitch.midi - start_pitch.midi))
-        if d == 0:
-            return None, start_loss, info
-        shifts = [s for s in dict.fromkeys((d, d - 12, d + 12)) if s != 0 and abs(s) <= 48]
-        candidates = [_transposed(self.base, s) for s in shifts]
-        losses = self.evaluate(candidates)
-        info["tried"] = [{"shift": s, "loss": round(float(v), 5)} for s, v in zip(shifts, losses)]
-        i = int(np.argmin(losses))
-        if losses[i] < start_loss:
-            info["shift"] = shifts[i]
-            return candidates[i], float(losses[i]), info
-        return None, start_loss, info
+    def _probe(
+        self, base: Preset, connections, base_loss: float
+    ) -> tuple[Preset, tuple[TemplateSlot, ...], float, dict]:
+        """Which template connections this target wants, measured on it before the search.
+
+        Every usable connection is rendered alone at +-PROBE_SHARE of its range (its source at the
+        template's settings: a decaying envelope, a 5 Hz LFO); those that beat the start by more than
+        PROBE_MIN_GAIN are kept at their better amount, together if together they beat the best one
+        alone (one more render), else only the best one. CMA-ES then searches the kept ones from there
+        and leaves out the others: a connection searched from 0 costs the search dimensions whether or not
+        the target has that move (measured: docs/BENCHMARKS.md, "Modulation template").
+
+        Returns:
+            (the start with the kept connections, their slots, its loss, a summary).
+        """
+        usable = _template_usable(base, self.tier)
+        candidates = [c for c in connections if usable(c)]
+        info: dict = {"tried": [c.key for c in candidates], "kept": {}}
+        if not candidates or base_loss >= FAILED_LOSS:
+            return base, (), base_loss, info
+        probes, trials = [], []
+        for conn in candidates:
+            one, slots = add_template(base, (conn,))
+            if not slots:
+                continue
+            for sign in (1.0, -1.0):
+                mods = list(one.modulations)
+                i = slots[0].index
+                mods[i] = replace(mods[i], amount=sign * PROBE_SHARE * conn.max_amount)
+                probes.append(one.with_modulations(mods))
+                trials.append((conn, sign * PROBE_SHARE * conn.max_amount))
+        losses = self.scorer.losses(probes)
+        best: dict[str, tuple[float, float]] = {}
+        for (conn, amount), loss in zip(trials, losses):
+            if loss < base_loss - PROBE_MIN_GAIN and loss < best.get(conn.key, (FAILED_LOSS, 0.0))[0]:
+                best[conn.key] = (loss, amount)
+        info["losses"] = {f"{c.key}{a:+.3f}": round(v, 4) for (c, a), v in zip(trials, losses)}
+        if not best:
+            return base, (), base_loss, info
+
+        def with_amounts(keys) -> tuple[Preset, tuple[TemplateSlot, ...]]:
+            preset, slots = add_template(base, [c for c in candidates if c.key in keys])
+            mods = list(preset.modulations)
+            for s in slots:
+                mods[s.index] = replace(mods[s.index], amount=best[s.connection.key][1])
+            return preset.with_modulations(mods), slots
+
+        top = min(best, key=lambda k: best[k][0])
+        chosen, loss = [top], best[top][0]
+        if len(best) > 1:
+            together, _ = with_amounts(best)
+            both = self.scorer.losses([together])[0]
+            if both < loss:
+                chosen, loss = list(best), both
+        preset, slots = with_amounts(chosen)
+        info["kept"] = {k: round(best[k][1], 4) for k in chosen}
+        return preset, slots, loss, info
 
     def run(self, callback: Callable[[dict], None] | None = None) -> RefineResult:
         import cma
 
-        cfg, space = self.cfg, self.space
-        x0 = space.encode(self.base)
-        restore_check = (
-            cfg.fixed_phase
-            and cfg.verify_renders > 0
-            and any(self.start.values.get(n, 0.0) > 0 for n in _RANDOM_PHASE)
-        )
-        reserve = 2 * cfg.verify_renders if restore_check else 0
+        cfg, scorer = self.cfg, self.scorer
+        # the template needs a real search to pay off (its amounts start at 0): not below MIN_TEMPLATE_EVALS
+        connections = cfg.connections() if cfg.max_evals >= MIN_TEMPLATE_EVALS else ()
+        # the final check, and the pruning of the template's connections (one render each, one more)
+        reserve = 2 * cfg.verify_renders + (len(connections) + 1 if connections else 0)
+        # (the probe's renders, two per connection and one more, come out of the search's share)
         budget = max(1, cfg.max_evals - reserve)
-        initial_loss = self.evaluate([self.base])[0]
-        best_x, best_loss = x0.copy(), initial_loss
-        self.history.append(best_loss)
-        self.history_evals.append(self.n_evals)
-        pitch_info = None
-        if cfg.align_pitch and budget - self.n_evals >= 3:
-            shifted, shifted_loss, pitch_info = self._align_pitch(self.last_results[0], initial_loss)
-            if shifted is not None and shifted_loss < best_loss:
-                self.base, best_loss = shifted, shifted_loss
-                x0 = space.encode(self.base)
-                best_x = x0.copy()
-            self.history.append(best_loss)
-            self.history_evals.append(self.n_evals)
-        self._report(callback, budget, initial_loss, best_loss)
-        info: dict = {
-            "tier": self.tier,
-            "n_params": space.size,
-            "params": space.names,
-            "n_skipped_params": len(space.skipped),
-            "sigma": cfg.sigma,
-            "fixed_phase": cfg.fixed_phase,
-            "settle_s": cfg.settle_s,
-            "midi_note": self.midi_note,
-            "note_duration_s": round(self.note_s, 4),
-            "duration_s": round(self.duration_s, 4),
-        }
-        if pitch_info is not None:
-            info["pitch_alignment"] = pitch_info
-        stop_reason = "budget"
-        generations = 0
+        base = fixed_phase(self.start) if cfg.fixed_phase else self.start
+        first = scorer.evaluate([base], keep_audio=True)[0]
+        initial_loss = first.loss
+        info: dict = {"tier": self.tier, "sigma": cfg.sigma, "fixed_phase": cfg.fixed_phase}
+        info.update(
+            midi_note=scorer.midi_note,
+            note_duration_s=round(scorer.note_duration_s, 4),
+            duration_s=round(scorer.duration_s, 4),
+        )
+        scored = first
+        if cfg.align_pitch and budget - self.n_evals >= 5:
+            base, scored, info["pitch_alignment"] = align_pitch(scorer, base, scored, self.target_pitch)
+            base, scored, info["tuning"] = tune(scorer, base, scored, self.target_pitch, max_renders=2)
+        aligned = restore_phase(base, self.start) if cfg.fixed_phase else base
+        if aligned.content_hash() == self.start.content_hash():
+            aligned = self.start  # alignment changed nothing: hand back the start itself
+        aligned_loss = scored.loss
+        # the template: each usable connection is probed at two amounts, and only those that lower the
+        # loss join the search, starting at their better amount (see `_probe`)
+        templated, slots, start_loss, info["template_probe"] = self._probe(
+            base, connections, aligned_loss if scored.ok else FAILED_LOSS
+        )
+        # audibility as exported: a phase control is inert when the user's preset randomises the phase
+        space = search_space(restore_phase(templated, self.start), self.tier, template=slots)
+        info.update(
+            n_params=space.size,
+            params=space.names,
+            n_skipped_params=len(space.skipped),
+            template_added=[s.connection.key for s in slots],
+        )
+        self._report(callback, budget, initial_loss, aligned_loss)
+        best_x, best_loss = space.encode(templated), min(aligned_loss, start_loss)
+        # the best-so-far curve starts at the in-tune start (alignment may trade loss for tune)
+        self._mark(best_loss)
+        stop_reason, generations = "budget", 0
         if space.size == 0:
             stop_reason = "nothing to search"
+        elif not scored.ok:
+            stop_reason = "start is silent"
         else:
-            n_threads = self.renderer.n_threads
+            n_threads = scorer.renderer.n_threads
             popsize = cfg.popsize or (4 + int(3 * math.log(max(space.size, 2))))
             popsize = int(math.ceil(popsize / n_threads) * n_threads)
             opts = {
@@ -541,14 +654,22 @@ class _Search:
                 "tolfun": 1e-6,
                 "tolx": 1e-5,
             }
+            x0 = best_x.copy()
+            # the template's amounts start at 0 with a smaller step: at the full step every candidate
+            # would carry random envelope, vibrato and tremolo moves, and the search slowed down
+            stds = np.ones(space.size)
+            if space.template:
+                stds[-len(space.template) :] = cfg.template_step
             if space.size == 1:
                 x0 = np.concatenate([x0, [0.5]])  # cma needs >= 2 dimensions: one dummy coordinate
+                stds = np.concatenate([stds, [1.0]])
+            opts["CMA_stds"] = stds
             es = cma.CMAEvolutionStrategy(x0, cfg.sigma, opts)
             info["popsize"] = popsize
             from tqdm import tqdm
 
             bar = tqdm(total=budget, desc="refining", unit="eval", disable=not self.progress, leave=False)
-            bar.update(1)
+            bar.update(self.n_evals)
             gen_s = 0.0
             while True:
                 left = budget - self.n_evals
@@ -564,42 +685,41 @@ class _Search:
                 g0 = time.perf_counter()
                 xs = es.ask()
                 batch = xs[:left]
-                losses = self.evaluate([space.decode(x[: space.size], self.base) for x in batch])
+                losses = scorer.losses([space.decode(x[: space.size], templated) for x in batch])
                 if len(batch) == len(xs):
                     es.tell(xs, losses)
                 i = int(np.argmin(losses))
                 if losses[i] < best_loss:
                     best_loss, best_x = losses[i], np.asarray(batch[i][: space.size], np.float64).copy()
-                self.history.append(best_loss)
-                self.history_evals.append(self.n_evals)
+                self._mark(best_loss)
                 generations += 1
                 gen_s = time.perf_counter() - g0
                 bar.update(len(batch))
                 bar.set_postfix(loss=f"{best_loss:.4f}")
                 self._report(callback, budget, initial_loss, best_loss)
             bar.close()
-        best = space.decode(best_x, self.base) if space.size else self.base
-        improved = best_loss < initial_loss
-        final_loss = best_loss
-        result_preset = _restore_phase(best, self.start) if cfg.fixed_phase else best
-        if not improved:
-            result_preset = self.start
-        elif restore_check:
-            # The user's preset plays with random phase: check the gain holds there too (mean of a few).
-            k = cfg.verify_renders
-            start_l = self.evaluate([self.start] * k)
-            best_l = self.evaluate([result_preset] * k)
-            info["verify"] = {
-                "start_loss_mean": float(np.mean(start_l)),
-                "final_loss_mean": float(np.mean(best_l)),
-                "renders_each": k,
-            }
-            if np.mean(best_l) >= np.mean(start_l):
-                log.info("refinement gain did not hold with random phase restored; keeping the start")
-                result_preset, improved, final_loss = self.start, False, initial_loss
+        improved = best_loss < aligned_loss
+        result, final_loss = aligned, aligned_loss
+        if improved:
+            best = space.decode(best_x, templated)
+            best, best_loss, kept = self._prune(best, best_loss, slots, base)
+            info["template"] = kept
+            candidate = restore_phase(best, self.start) if cfg.fixed_phase else best
+            result, final_loss = candidate, best_loss
+            if cfg.verify_renders > 0:
+                # the sound the user gets: the exported preset, random phase as saved, fresh Synths
+                k = cfg.verify_renders
+                losses = scorer.losses([aligned] * k + [candidate] * k, fresh=True)
+                start_l, best_l = float(np.mean(losses[:k])), float(np.mean(losses[k:]))
+                info["verify"] = {"start_loss_mean": start_l, "final_loss_mean": best_l, "renders_each": k}
+                if best_l >= start_l:
+                    log.info("refinement gain did not hold in the user's renders; keeping the aligned start")
+                    result, improved, final_loss = aligned, False, aligned_loss
+                    info.pop("template", None)
         elapsed = self.elapsed()
         info.update(
             initial_loss=float(initial_loss),
+            aligned_loss=float(aligned_loss),
             final_loss=float(final_loss),
             n_evals=self.n_evals,
             elapsed_s=round(elapsed, 3),
@@ -610,4 +730,4 @@ class _Search:
             history=[round(h, 5) for h in self.history],
             history_evals=list(self.history_evals),
         )
-        return RefineResult(result_preset, info)
+        return RefineResult(result, info)

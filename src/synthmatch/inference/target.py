@@ -1,9 +1,11 @@
 """Reading a target sound for matching: one clear error for every way a file can be unusable.
 
 `load_target` reads any format soundfile reads, at any sample rate (resampled with soxr) and channel
-count (mixed to mono), trims leading silence, truncates to the clip length with an INFO log, and rejects
-silent audio and audio shorter than one FFT window (seed document, bug 2) with a message that names the
-file and gives the durations and sample counts.
+count (mixed to mono), trims leading silence, keeps the whole note up to `max_seconds` (`infer
+--max-seconds`, default 4 s; longer audio is cut with an INFO line), and rejects silent audio and audio
+shorter than one FFT window with a message that names the file and gives the durations and sample
+counts. A model sees its own window of the target (`Predictor.features`); everything else (timing,
+refinement, the written WAV, scoring) uses all of it.
 """
 
 from __future__ import annotations
@@ -70,14 +72,14 @@ class Target:
 
 
 def load_target(
-    path: str | os.PathLike, sample_rate: int, clip_seconds: float, min_samples: int = MIN_SAMPLES
+    path: str | os.PathLike, sample_rate: int, max_seconds: float, min_samples: int = MIN_SAMPLES
 ) -> Target:
     """Read and prepare a target sound.
 
     Args:
         path: the audio file.
         sample_rate: matching sample rate; the audio is resampled to it.
-        clip_seconds: longer audio (after trimming leading silence) is truncated to this, with an INFO log.
+        max_seconds: longer audio (after trimming leading silence) is cut to this, with an INFO log.
         min_samples: shortest accepted audio at `sample_rate` (the model's n_fft).
     Raises:
         AudioError: missing path, directory, unreadable or non-audio file, empty, NaN/inf or silent audio.
@@ -98,14 +100,14 @@ def load_target(
         raise AudioError(f"{p}: the audio is silent ({level}; a target must peak above -80 dBFS)")
     trimmed = trim_leading_silence(audio, sr)
     trimmed_s = (len(audio) - len(trimmed)) / sr
-    clip = int(round(clip_seconds * sr))
+    clip = int(round(max_seconds * sr))
     truncated = len(trimmed) > clip
     if truncated:
         log.info(
-            "%s: %.2f s of audio after trimming leading silence; using the first %.2f s (the clip length)",
+            "%s: %.2f s of audio after trimming leading silence; matching the first %.2f s (--max-seconds)",
             p,
             len(trimmed) / sr,
-            clip_seconds,
+            max_seconds,
         )
         trimmed = trimmed[:clip]
     if len(trimmed) < min_samples:

@@ -261,7 +261,7 @@ def _modulation_line(m: Modulation) -> str:
         parts.append(f"curve {m.power:+.2g}")
     if m.stereo:
         parts.append("stereo")
-    return f"- {_source_title(m.source)} -> {dest}: {', '.join(parts)}"
+    return f"- {_source_title(m.source)} -> {dest}, {', '.join(parts)}"
 
 
 def _lfo_shape_lines(preset: Preset, lfo: int) -> list[str]:

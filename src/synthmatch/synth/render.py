@@ -1,14 +1,28 @@
 """Rendering presets to audio with vita: a thread pool with one long-lived Synth per thread.
 
 vita releases the GIL while it renders, so threads that each own a Synth render in parallel
-(1.86-1.89x on 2 cores, VITA.md 1.3). Building a Synth costs 63 ms and holds the GIL, so each thread
-builds one once and reuses it.
+(1.86-1.89x on 2 cores, docs/VITA_NOTES.md). Building a Synth costs 63 ms and holds the GIL, so each
+thread builds one once and reuses it.
 
 Applying a preset to a Synth has two paths:
 - a full `load_json` (10-100 ms) when the Synth holds different structured data (wavetables, LFO shapes,
   sample), a different modulation routing, or a different oversampling factor;
 - otherwise `set()` on every control (0.07 ms in all), which is what an optimiser moving numeric
   controls needs.
+
+A clean Synth for every render. A reused vita Synth carries the previous render into the next one
+(docs/VITA_NOTES.md, "State between renders"): `render()` resets only the effect chain, so the previous
+note's voice is still sounding (it is released when the next render starts, with the new preset's release
+time: a pad's tail leaks a second into the next note), and Vital glides its smoothed controls from the
+previous preset's values for about 0.25 s. Every render here is therefore preceded by a *flush*: the amp
+envelope's release is set to 0 and its delay to the maximum, a `FLUSH_S` render of a one-block note is
+played and discarded (the old voice dies at once, the flush's own note is never heard and dies too, the
+glides arrive), and both are restored (restoring them leaves no trace: measured bit-identical). What the flush cannot reset (the phase of the reverb's
+internal chorus, its pre-delay memory, the state of the voice filters vita re-uses round robin) is
+measured in benchmarks/refine.py and docs/BENCHMARKS.md; `fresh=True` renders on a Synth built for that
+one render instead, which has no history at all (bit-exact with random phase off) and is what every
+sound a user hears is made with: the written WAV, the final check of a refinement, evaluation's scoring
+renders, `synthmatch render`.
 
 A Python exception while rendering one item is returned as that item's error and the pool stays usable.
 A segfault cannot be caught in a thread; the safety rules in `presets` (clamping, validated modulation
@@ -35,9 +49,17 @@ from synthmatch.synth.presets import Preset, PresetError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Renderer", "RenderResult", "RenderError", "DEFAULT_VELOCITY"]
+__all__ = ["Renderer", "RenderResult", "RenderError", "DEFAULT_VELOCITY", "FLUSH_S"]
 
 DEFAULT_VELOCITY = 1.0
+# Seconds of the discarded flush render before every kept one (see the module doc): long enough for
+# Vital's control glides to arrive (0.1 s leaves median differences of 0.002-0.01, 0.3 s none), about
+# 6% of a 4 s render.
+FLUSH_S = 0.3
+_FLUSH_BLOCK = 64  # vita renders in 64-sample blocks: the flush note is released after the first one
+# What the flush sets on the amp envelope: no release (old voices die at once), the longest delay (the
+# flush note is never heard)
+_FLUSH_SETTINGS = {"env_1_release": 0.0, "env_1_delay": 1.4142135381698608}
 
 
 class RenderError(SynthmatchError, RuntimeError):
@@ -85,6 +107,24 @@ class _SynthSlot:
                 name = f"modulation_{i}_{fld}"
                 controls[name].set(ps[name].clamp(value))
 
+    def flush(self, preset: Preset, midi_note: int, velocity: float, flush_s: float) -> None:
+        """Silence every voice and let the glides arrive: a discarded, silent note with the release at 0.
+
+        The amp envelope's delay is at its maximum (4 s) meanwhile, so the flush note itself makes no
+        sound: a click of it would seed effects that `render()` does not fully reset (a self-oscillating
+        delay or reverb), and the next render would start from it.
+        """
+        ps = param_space()
+        for name, value in _FLUSH_SETTINGS.items():
+            self.controls[name].set(value)
+        try:
+            self.synth.render(
+                int(midi_note), float(velocity), _FLUSH_BLOCK / self.sample_rate, float(flush_s)
+            )
+        finally:
+            for name in _FLUSH_SETTINGS:
+                self.controls[name].set(ps[name].clamp(preset.values.get(name, ps[name].default)))
+
     def render(
         self,
         preset: Preset,
@@ -94,15 +134,14 @@ class _SynthSlot:
         duration_s: float,
         sample_rate: float,
         stereo: bool,
-        settle_s: float = 0.0,
+        flush_s: float = FLUSH_S,
     ) -> np.ndarray:
         if self.sample_rate != sample_rate:
             self.synth.set_sample_rate(float(sample_rate))
             self.sample_rate = sample_rate
         self.apply(preset)
-        if settle_s > 0:
-            # Vital glides controls from their previous values; a discarded render lets them arrive.
-            self.synth.render(int(midi_note), float(velocity), 0.0, float(settle_s))
+        if flush_s > 0:
+            self.flush(preset, midi_note, velocity, flush_s)
         audio = self.synth.render(int(midi_note), float(velocity), float(note_duration_s), float(duration_s))
         self.renders += 1
         audio = np.asarray(audio, dtype=np.float32)  # (2, N)
@@ -170,12 +209,14 @@ class Renderer:
         note_duration_s: float,
         duration_s: float,
         stereo: bool,
-        settle_s: float = 0.0,
+        flush_s: float = FLUSH_S,
         postprocess: Callable[[np.ndarray], Any] | None = None,
+        fresh: bool = False,
     ) -> RenderResult:
         t0 = time.perf_counter()
         try:
-            audio = self._slot().render(
+            slot = _SynthSlot() if fresh else self._slot()
+            audio = slot.render(
                 preset,
                 midi_note,
                 self.velocity,
@@ -183,7 +224,7 @@ class Renderer:
                 duration_s,
                 self.sample_rate,
                 stereo,
-                settle_s,
+                flush_s,
             )
         except (PresetError, RuntimeError, ValueError, MemoryError, TypeError) as exc:
             return RenderResult(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
@@ -197,13 +238,17 @@ class Renderer:
         note_duration_s: float = 1.5,
         duration_s: float = 2.0,
         stereo: bool = False,
+        *,
+        fresh: bool = False,
     ) -> np.ndarray:
         """Render one note; raises RenderError on failure.
 
+        Args:
+            fresh: render on a Synth built for this render alone (see the module doc).
         Returns:
             float32 audio: (N,) mono (the mean of both channels) or (2, N) stereo.
         """
-        result = self.render_batch([preset], midi_note, note_duration_s, duration_s, stereo)[0]
+        result = self.render_batch([preset], midi_note, note_duration_s, duration_s, stereo, fresh=fresh)[0]
         if not result.ok:
             raise RenderError(f"could not render preset {preset.name!r}: {result.error}")
         return result.audio
@@ -216,30 +261,32 @@ class Renderer:
         duration_s: float = 2.0,
         stereo: bool = False,
         *,
-        settle_s: float = 0.0,
         postprocess: Callable[[np.ndarray], Any] | None = None,
+        fresh: bool = False,
+        flush_s: float = FLUSH_S,
     ) -> list[RenderResult]:
         """Render many presets in parallel, in order. Failures come back per item.
 
         Args:
-            settle_s: seconds rendered and discarded after applying each preset, so Vital's smoothed
-                controls reach their new values before the kept render (refinement uses this to make
-                repeated renders of one candidate agree; 0 renders at once).
             postprocess: applied to each item's audio in its worker thread (e.g. a loss against a
                 target); the result is `RenderResult.value`.
+            fresh: render each item on a Synth built for it alone (63 ms more per item, holding the GIL
+                while it is built): no trace of any earlier render. For the sounds a user hears.
+            flush_s: seconds of the flush render before each kept one (0 turns it off: only for
+                measuring what it removes; see the module doc).
         """
         if self._closed:
             raise RuntimeError("Renderer is closed")
         _check_durations(note_duration_s, duration_s)
-        if settle_s < 0:
-            raise ValueError(f"settle_s must be >= 0, got {settle_s}")
+        if not 0 <= flush_s <= 5:
+            raise ValueError(f"flush_s must be in [0, 5] seconds, got {flush_s}")
         presets = list(presets)
         notes = [int(midi_notes)] * len(presets) if np.isscalar(midi_notes) else [int(n) for n in midi_notes]
         if len(notes) != len(presets):
             raise ValueError(f"{len(presets)} presets but {len(notes)} MIDI notes")
         futures = [
             self._pool.submit(
-                self._render_one, p, n, note_duration_s, duration_s, stereo, settle_s, postprocess
+                self._render_one, p, n, note_duration_s, duration_s, stereo, flush_s, postprocess, fresh
             )
             for p, n in zip(presets, notes)
         ]

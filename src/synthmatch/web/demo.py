@@ -178,7 +178,9 @@ class Demo:
 
     @property
     def clip_seconds(self) -> float:
-        return self.starter.clip_seconds
+        from synthmatch.inference.pipeline import MAX_TARGET_S
+
+        return MAX_TARGET_S
 
     def session_dir(self, session: str | None) -> Path:
         return self.root / _session_key(session)

@@ -1,0 +1,254 @@
+"""One match, from a start preset to the preset the user gets: what `infer`, `eval` and the demo share.
+
+    match = match_preset(start, tier, MatchTarget.of(audio, sample_rate), renderer, refine=RefineConfig())
+    match.preset, match.audio, match.distance, match.info
+
+Steps (every render counted in `Match.renders`; with refinement they fit in `RefineConfig.max_evals`):
+1. refine (`refine.refine`: pitch alignment, template, CMA-ES, final check), or, without refinement,
+   pitch alignment alone (`calibrate.align_pitch` and `calibrate.tune`): every path plays in tune;
+2. never silent: a start with nothing audible (a prediction with every oscillator off) or a result that
+   renders silent falls back to Vital's init preset, matched the same way, and says so (a WARNING and
+   `info["fallback"]`);
+3. on a user render (the exported preset on a fresh Synth, random phase as saved): the pitch is checked
+   and corrected once more, and the level is matched to the target's (`calibrate.match_level`);
+4. the final user render, in stereo, is the match's audio, and its distance to the target
+   (`audio.distances.match_distance`) is the match's score: the sound the user gets, over the whole note.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from synthmatch.audio.pitch import PitchEstimate, estimate_pitch
+from synthmatch.inference.calibrate import (
+    PEAK_LIMIT,
+    align_pitch,
+    fixed_phase,
+    is_audible,
+    match_level,
+    restore_phase,
+    tune,
+    volume_db,
+    with_volume_db,
+)
+from synthmatch.inference.scoring import Scorer, rms_db
+from synthmatch.synth.presets import Preset
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MatchTarget", "Match", "match_preset", "POST_RENDERS"]
+
+# A render below this RMS is silent (Vital's silence sits near -240 dBFS; a quiet match is brought up by
+# level matching, and only one still far below the target after it falls back, `calibrate.is_audible`).
+SILENT_DB = -100.0
+# Renders after refinement: one user render, one pitch check, up to three level checks, the final render
+# (and one more when it clips).
+POST_RENDERS = 7
+
+
+@dataclass
+class MatchTarget:
+    """A target ready to match: the whole note, its note and key-held time."""
+
+    audio: np.ndarray  # (N,) mono float32, the whole target
+    sample_rate: int
+    midi_note: int
+    note_duration_s: float
+    pitch: PitchEstimate
+    name: str = "target"
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / float(self.sample_rate)
+
+    @classmethod
+    def of(
+        cls,
+        audio: np.ndarray,
+        sample_rate: int,
+        midi_note: int | None = None,
+        note_duration_s: float | None = None,
+        name: str = "target",
+    ) -> MatchTarget:
+        """A target with its pitch and key-held time estimated where not given."""
+        from synthmatch.audio.pitch import estimate_timing
+
+        a = np.ascontiguousarray(np.asarray(audio, np.float32).reshape(-1))
+        pitch = estimate_pitch(a, sample_rate)
+        midi = int(midi_note if midi_note is not None else pitch.midi_note)
+        note_s = float(
+            note_duration_s
+            if note_duration_s is not None
+            else estimate_timing(a, sample_rate).note_duration_s
+        )
+        return cls(a, int(sample_rate), midi, min(note_s, len(a) / sample_rate), pitch, name)
+
+
+@dataclass
+class Match:
+    """The preset the user gets, its render and what happened."""
+
+    preset: Preset
+    audio: np.ndarray  # (2, N) the final user render
+    distance: float  # match_distance of that render to the target
+    renders: int
+    info: dict = field(default_factory=dict)
+
+
+def _start(
+    start: Preset,
+    tier: int,
+    target: MatchTarget,
+    scorer: Scorer,
+    refine_cfg,
+    progress: bool,
+    callback: Callable[[dict], None] | None,
+) -> tuple[Preset, dict, bool]:
+    """Step 1: (preset, info, whether the start had anything audible)."""
+    info: dict = {}
+    if refine_cfg is not None:
+        from synthmatch.inference.refine import refine
+
+        budget = max(1, refine_cfg.max_evals - POST_RENDERS)
+        result = refine(
+            start,
+            target.audio,
+            target.sample_rate,
+            midi_note=target.midi_note,
+            note_duration_s=target.note_duration_s,
+            duration_s=target.duration_s,
+            tier=tier,
+            config=replace(refine_cfg, max_evals=budget),
+            progress=progress,
+            callback=callback,
+            scorer=scorer,
+            target_pitch=target.pitch,
+        )
+        info["refine"] = result.info
+        if result.info.get("skipped"):
+            return result.preset, info, True
+        audible = result.info.get("stop_reason") not in ("nothing to search", "start is silent")
+        return result.preset, info, audible
+    first = scorer.evaluate([fixed_phase(start)], keep_audio=True)[0]
+    preset, scored, info["pitch_alignment"] = align_pitch(scorer, fixed_phase(start), first, target.pitch)
+    preset, scored, info["tuning"] = tune(scorer, preset, scored, target.pitch)
+    return restore_phase(preset, start), info, first.ok
+
+
+def _one_shot_release(preset: Preset, target: MatchTarget) -> tuple[Preset, dict | None]:
+    """A target held to its end shows no release, so the match's release was never heard while matching.
+    For a sound that dies away on its own (amp sustain below half), the release is made at least as long
+    as the decay: played with a shorter key press, the note then rings on as the target does instead of
+    being cut. Changes nothing within the target's length."""
+    from synthmatch.synth.params import param_space
+
+    if target.note_duration_s < target.duration_s - 1e-3:
+        return preset, None
+    v = preset.values
+    decay, release = v.get("env_1_decay", 1.0), v.get("env_1_release", 0.0)
+    if v.get("env_1_sustain", 1.0) >= 0.5 or release >= decay:
+        return preset, None
+    new = param_space()["env_1_release"].clamp(decay)
+    return preset.with_values(env_1_release=new), {"from": round(release, 4), "to": round(new, 4)}
+
+
+def match_preset(
+    start: Preset,
+    tier: int,
+    target: MatchTarget,
+    renderer,
+    *,
+    refine=None,
+    progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
+    start_source: str = "model",
+) -> Match:
+    """Match `target` from `start`; the result is in tune, at the target's level and never silent.
+
+    Args:
+        start: the starting preset (a prediction, Vital's init preset, a user's .vital).
+        tier: the parameter space refinement searches.
+        target: the whole target with its note (`MatchTarget.of`).
+        renderer: a `synth.render.Renderer` at the target's sample rate.
+        refine: a `refine.RefineConfig` to refine with CMA-ES; None: pitch alignment only.
+        progress: show the refinement's progress bar.
+        callback: the refinement's progress callback.
+        start_source: "model", "init", "preset"... (a start that is already init does not fall back).
+    """
+    scorer = Scorer(
+        target.audio,
+        target.sample_rate,
+        target.midi_note,
+        target.note_duration_s,
+        target.duration_s,
+        renderer,
+    )
+    preset, info, audible_start = _start(start, tier, target, scorer, refine, progress, callback)
+    from synthmatch.audio.distances import match_distance
+
+    def fall_back(reason: str) -> Match:
+        log.warning("%s: %s; matching from Vital's init preset instead", target.name, reason)
+        left = refine.max_evals - scorer.n_evals if refine is not None else 0
+        fallback = match_preset(
+            Preset.init(),
+            tier,
+            target,
+            renderer,
+            # the budget covers both attempts: the fallback refines with what is left, if that is enough
+            refine=replace(refine, max_evals=left)
+            if refine is not None and left >= POST_RENDERS + 6
+            else None,
+            progress=progress,
+            callback=callback,
+            start_source="init",
+        )
+        fallback.renders += scorer.n_evals
+        fallback.info["fallback"] = {"from": start_source, "to": "init", "reason": reason}
+        fallback.info["first_attempt"] = info
+        return fallback
+
+    audio = None
+    can_fall_back = start_source != "init"
+    if not audible_start and can_fall_back:
+        return fall_back("nothing in the start can be heard (no oscillator or sample on)")
+    user = scorer.evaluate([preset], fresh=True, keep_audio=True)[0]
+    if (user.audio is None or rms_db(user.audio) < SILENT_DB) and can_fall_back:
+        return fall_back("the match renders silent")
+    peaks = [float(np.max(np.abs(user.audio)))] if user.audio is not None else []
+    preset, user, info["final_tuning"] = tune(scorer, preset, user, target.pitch, fresh=True, max_renders=1)
+    if info["final_tuning"]["renders"]:
+        peaks = []  # the tune moved: only renders at the final tune count
+    preset, user, info["level"] = match_level(scorer, preset, user, max_renders=3, peaks=peaks)
+    preset, info["release"] = _one_shot_release(preset, target)
+
+    def final_render(p: Preset) -> np.ndarray:
+        return renderer.render(
+            p, target.midi_note, target.note_duration_s, target.duration_s, stereo=True, fresh=True
+        )
+
+    audio = final_render(preset)
+    renders = scorer.n_evals + 1
+    peak = float(np.max(np.abs(audio)))
+    if peak > 1.0:  # this render's phases lined up: take the volume down so it does not clip
+        preset = with_volume_db(preset, volume_db(preset) + 20 * np.log10(PEAK_LIMIT / peak))
+        audio = final_render(preset)
+        renders += 1
+        info["level"]["lowered_for_peak_db"] = round(float(20 * np.log10(PEAK_LIMIT / peak)), 2)
+    mono = audio.mean(axis=0)
+    info["level"]["final_db"] = round(rms_db(mono), 2)
+    info["silent"] = not is_audible(mono, scorer.target_rms_db)
+    if info["silent"] and can_fall_back:
+        # every gain stage could not bring it near the target: a near-silent preset is no match
+        scorer.n_evals += 1  # the final render
+        return fall_back(f"the match plays {scorer.target_rms_db - rms_db(mono):.0f} dB below the target")
+    if info["silent"]:
+        log.warning(
+            "%s: the match is still near-silent after falling back to Vital's init preset", target.name
+        )
+    distance = float(match_distance(target.audio, mono, target.sample_rate))
+    info["renders"] = renders
+    return Match(preset, audio, distance, renders, info)

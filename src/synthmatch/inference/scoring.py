@@ -1,0 +1,137 @@
+"""Scoring candidate presets against one target: the renders every matching step spends, counted.
+
+A `Scorer` holds what the steps of a match share: the target and its spectra (computed once), the note
+every candidate plays (the target's MIDI note, key-held time and whole length), the renderer, and the
+count of evaluations spent so far, so a budget covers every render of a match (the start, pitch
+alignment, the search, the final check, tuning and level), not only the search's.
+
+The loss is `audio.distances.MultiScaleLogMel(target, loudness_normalize=True)`, the multi-scale
+log-mel L1 that evaluation reports as `mel_l1`, computed in the render worker threads right after each
+render. A candidate that failed to render, produced non-finite audio or is silent scores FAILED_LOSS: at
+equal loudness silence scores deceptively well against a short decaying target (its quiet frames sit at
+the log floor too), and a silent preset is never a match.
+
+Two kinds of render:
+- search renders (`fresh=False`): the renderer's long-lived Synths, flushed before each render
+  (`synth.render`), with every random phase held at 0 by the caller: fast and repeatable;
+- user renders (`fresh=True`): a Synth built for the render, the preset exactly as it is exported
+  (random phase included): the sound the user gets, used by the final check, tuning and level.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthmatch.synth.presets import Preset
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Scorer", "Scored", "FAILED_LOSS", "SILENT_RMS", "rms_db"]
+
+# Loss given to a candidate that failed to render, produced non-finite audio or is silent.
+FAILED_LOSS = 1e3
+# RMS below which a render counts as silent (-100 dBFS; Vital's silent renders sit near -240 dBFS).
+SILENT_RMS = 1e-5
+
+
+def rms_db(audio: np.ndarray) -> float:
+    """RMS level of audio in dBFS (-240 for digital silence)."""
+    a = np.asarray(audio, np.float64).reshape(-1)
+    if a.size == 0:
+        return -240.0
+    return float(20 * math.log10(math.sqrt(float(np.mean(np.square(a)))) + 1e-12))
+
+
+@dataclass
+class Scored:
+    """One scored render: its loss and, when asked for, its mono audio."""
+
+    loss: float
+    audio: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.loss < FAILED_LOSS
+
+
+class Scorer:
+    """Renders candidates of one target and scores them against it.
+
+    Args:
+        target: (N,) mono target audio at `sample_rate` (the whole target).
+        sample_rate: its rate; the renderer's must match.
+        midi_note: the note every candidate plays.
+        note_duration_s: seconds the key is held.
+        duration_s: seconds rendered (the target's length).
+        renderer: a `synth.render.Renderer` at `sample_rate`.
+    """
+
+    def __init__(
+        self,
+        target: np.ndarray,
+        sample_rate: int,
+        midi_note: int,
+        note_duration_s: float,
+        duration_s: float,
+        renderer,
+    ):
+        from synthmatch.audio.distances import MultiScaleLogMel
+
+        if renderer.sample_rate != sample_rate:
+            raise ValueError(
+                f"renderer runs at {renderer.sample_rate} Hz but the target is at {sample_rate} Hz"
+            )
+        self.target = np.asarray(target, np.float32).reshape(-1)
+        if self.target.size == 0 or not np.all(np.isfinite(self.target)):
+            raise ValueError("scoring needs a finite, non-empty target")
+        self.sample_rate = int(sample_rate)
+        self.midi_note = int(midi_note)
+        self.duration_s = float(duration_s)
+        self.note_duration_s = float(min(note_duration_s, duration_s))
+        self.renderer = renderer
+        self.objective = MultiScaleLogMel(self.target, self.sample_rate, loudness_normalize=True)
+        self.target_rms_db = rms_db(self.target)
+        self.n_evals = 0
+
+    def loss(self, audio: np.ndarray | None) -> float:
+        """The objective of one render (FAILED_LOSS for failed, non-finite or silent audio)."""
+        if audio is None or audio.size == 0 or not np.all(np.isfinite(audio)):
+            return FAILED_LOSS
+        if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENT_RMS:
+            return FAILED_LOSS
+        return float(self.objective(audio))
+
+    def evaluate(
+        self, presets: Sequence[Preset], *, fresh: bool = False, keep_audio: bool = False
+    ) -> list[Scored]:
+        """Render and score each preset (in parallel, in order); every render counts as an evaluation."""
+        presets = list(presets)
+        if not presets:
+            return []
+        results = self.renderer.render_batch(
+            presets,
+            self.midi_note,
+            self.note_duration_s,
+            self.duration_s,
+            postprocess=self.loss,
+            fresh=fresh,
+        )
+        self.n_evals += len(presets)
+        out = []
+        for r in results:
+            if not r.ok:
+                log.debug("candidate failed to render: %s", r.error)
+                out.append(Scored(FAILED_LOSS, None, r.error))
+                continue
+            loss = float(r.value) if r.value is not None else FAILED_LOSS
+            out.append(Scored(loss, r.audio if keep_audio else None))
+        return out
+
+    def losses(self, presets: Sequence[Preset], *, fresh: bool = False) -> list[float]:
+        return [s.loss for s in self.evaluate(presets, fresh=fresh)]
