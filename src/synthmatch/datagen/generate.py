@@ -474,18 +474,21 @@ class _Part:
 
 
 @contextlib.contextmanager
-def _sigint_ignored():
-    """Start workers with SIGINT ignored: an ignored signal stays ignored across exec, so a Ctrl-C sent
+def _sigint_held():
+    """Start workers with SIGINT blocked: the child inherits the blocked mask across exec, so a Ctrl-C sent
     to the terminal's process group reaches only this process, which stops the run and its workers in
-    order; a worker caught while starting up would otherwise print a traceback of its own."""
+    order (a worker caught while starting up would otherwise print a traceback of its own; the worker
+    then ignores SIGINT for good). In this process a SIGINT that arrives meanwhile waits and is delivered
+    when the mask is restored. Ignoring it instead (SIG_IGN, as before) dropped a Ctrl-C that arrived while
+    a worker was starting, which is right after a part is written: the run then went on to the end."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _Worker:
@@ -495,7 +498,7 @@ class _Worker:
             target=_worker_main, args=(send, job), name=f"synthmatch-generate-{job.start}"
         )
         self.proc.daemon = True
-        with _sigint_ignored():
+        with _sigint_held():
             self.proc.start()
         send.close()
         self.conn = recv
