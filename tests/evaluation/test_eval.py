@@ -55,6 +55,15 @@ def test_bad_settings_are_refused(tmp_path):
         EvalConfig(test_sets=("in-domain-typo",))
     with pytest.raises(ConfigError, match="no such dataset"):
         EvalConfig(train_data=tmp_path / "missing.h5")
+    with pytest.raises(ConfigError, match="no such checkpoint"):
+        EvalConfig(checkpoint=tmp_path / "best_model.pt")
+
+
+def test_eval_finds_a_checkpoint_as_infer_does(tiny_checkpoint):
+    """`eval -c run/best_model.pt` and `-c run/` find run/best_model.safetensors, as `infer -c` does."""
+    assert tiny_checkpoint.suffix == ".safetensors"
+    for given in (tiny_checkpoint.with_suffix(".pt"), tiny_checkpoint.parent):
+        assert EvalConfig(checkpoint=given).checkpoint_path() == tiny_checkpoint
 
 
 @pytest.mark.slow

@@ -129,10 +129,19 @@ class EvalConfig:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
         if self.community_limit is not None and self.community_limit < 1:
             raise ConfigError(f"community_limit must be >= 1, got {self.community_limit}")
-        if self.checkpoint is not None and not Path(self.checkpoint).exists():
-            raise ConfigError(f"-c {self.checkpoint}: no such checkpoint file")
+        if self.checkpoint is not None:
+            self.checkpoint_path()  # the same resolution as infer's (a .pt name finds its .safetensors)
         if self.train_data is not None and not Path(self.train_data).is_file():
             raise ConfigError(f"--train-data {self.train_data}: no such dataset file")
+
+    def checkpoint_path(self) -> Path:
+        """The checkpoint file -c names, found as infer finds it."""
+        from synthmatch.model.checkpoint import CheckpointError, resolve_checkpoint_path
+
+        try:
+            return resolve_checkpoint_path(self.checkpoint)
+        except CheckpointError as e:
+            raise ConfigError(f"-c {e}") from None
 
     @property
     def resolved_test_sets(self) -> tuple[str, ...]:
@@ -192,7 +201,7 @@ class _Setup:
         if any(m in cfg.methods for m in MODEL_METHODS):
             from synthmatch.inference.predict import Predictor, default_model_path
 
-            self.model_path = Path(cfg.checkpoint) if cfg.checkpoint else default_model_path()
+            self.model_path = cfg.checkpoint_path() if cfg.checkpoint else default_model_path()
             if self.model_path is None:
                 reason = "no model: pass -c CHECKPOINT; no bundled default model is installed"
                 for m in MODEL_METHODS:
