@@ -11,9 +11,10 @@ import pytest
 
 from synthmatch.audio.distances import match_distance
 from synthmatch.audio.io import write_wav
+from synthmatch.inference.calibrate import RANDOM_PHASE as _RANDOM_PHASE
+from synthmatch.inference.calibrate import fixed_phase as _fixed_phase
 from synthmatch.inference.export import output_paths, write_match
 from synthmatch.inference.pipeline import InferConfig, Starter, match_target
-from synthmatch.inference.refine import _RANDOM_PHASE, _fixed_phase
 from synthmatch.inference.target import load_target
 from synthmatch.inference.tutorial import tutorial_markdown
 from synthmatch.synth import _vita

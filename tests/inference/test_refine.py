@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from synthmatch.audio.distances import match_distance
-from synthmatch.inference.refine import _TRANSPOSES as TRANSPOSES
+from synthmatch.inference.calibrate import TRANSPOSES
 from synthmatch.inference.refine import RefineConfig, refine, search_space
 from synthmatch.synth import _vita
 from synthmatch.synth.presets import Preset

@@ -58,7 +58,7 @@ import numpy as np
 
 from synthmatch.atomic import atomic_write_text
 from synthmatch.errors import ConfigError, SynthmatchError
-from synthmatch.synth import _vita
+from synthmatch.synth import require_vita, vita_version
 from synthmatch.synth.presets import Preset, PresetError
 from synthmatch.synth.render import DEFAULT_VELOCITY, FLUSH_S
 
@@ -332,7 +332,7 @@ def generation_config(cfg: GenerateConfig, sampler: PresetSampler) -> dict:
         "community_presets": len(sampler.community_hashes),
         "community_hash": community if sampler.community_hashes else "",
         "community_share": sampler.community_share,
-        "vita_version": _vita.vita_version(),
+        "vita_version": vita_version(),
     }
 
 
@@ -764,7 +764,7 @@ def generate(cfg: GenerateConfig) -> GenerateReport:
         ConfigError: bad settings or community presets.
     """
     t0 = time.monotonic()
-    _vita.import_vita()
+    require_vita()
     community = load_community(cfg.community_dirs, cfg.include_test_presets) if cfg.community_dirs else []
     sampler = PresetSampler(cfg.tier, cfg.seed, community, cfg.community_share)
     config = generation_config(cfg, sampler)

@@ -47,7 +47,7 @@ import numpy as np
 from synthmatch import __version__
 from synthmatch.atomic import atomic_path
 from synthmatch.errors import SynthmatchError
-from synthmatch.synth import _vita
+from synthmatch.synth import vita_available, vita_version
 from synthmatch.synth.params import ParamSpace, param_space
 from synthmatch.synth.presets import MOD_DTYPE, ParamVector, Preset, PresetData, base_preset
 
@@ -147,7 +147,7 @@ class DatasetSchema:
             categorical_min=tuple(float(x) for x in ts.cat_min),
             mod_sources=ts.mod_sources,
             mod_destinations=ts.mod_destinations,
-            vita_version=_vita.vita_version() if _vita.vita_available() else "",
+            vita_version=vita_version() if vita_available() else "",
             **kw,
         )
 

@@ -471,11 +471,10 @@ def machine_info() -> dict:
     cpu = cpu_model()
     import torch
 
-    from synthmatch.synth import _vita
-
-    vita_version = _vita.vita_version() if _vita.vita_available() else ""
-
     from synthmatch import __version__
+    from synthmatch.synth import vita_available, vita_version
+
+    vita = vita_version() if vita_available() else ""
 
     summary = f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}"
     return {
@@ -484,7 +483,7 @@ def machine_info() -> dict:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "vita": vita_version,
+        "vita": vita,
         "synthmatch": __version__,
         "platform": platform.platform(),
     }

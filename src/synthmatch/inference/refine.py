@@ -48,7 +48,6 @@ import numpy as np
 from synthmatch.errors import ConfigError
 from synthmatch.inference.calibrate import (
     RANDOM_PHASE,
-    TRANSPOSES,
     TUNE_CONTROLS,
     align_pitch,
     fixed_phase,
@@ -56,9 +55,10 @@ from synthmatch.inference.calibrate import (
     tune,
 )
 from synthmatch.inference.scoring import FAILED_LOSS, SILENT_RMS, Scorer
-from synthmatch.synth import _vita
+from synthmatch.synth import VitaUnavailable, require_vita
+from synthmatch.synth.audibility import Audibility
 from synthmatch.synth.params import ParamSpace, param_space
-from synthmatch.synth.presets import Modulation, Preset
+from synthmatch.synth.presets import Preset
 from synthmatch.synth.template import (
     DEFAULT_TEMPLATE,
     TemplateConnection,
@@ -75,7 +75,6 @@ __all__ = [
     "RefineResult",
     "SearchSpace",
     "search_space",
-    "inaudible_reason",
     "refine",
     "FAILED_LOSS",
     "SILENT_RMS",
@@ -91,30 +90,10 @@ MIN_TEMPLATE_EVALS = 50
 PROBE_SHARE = 0.4
 PROBE_MIN_GAIN = 0.005
 
-# kept for callers of the older names
-_RANDOM_PHASE = RANDOM_PHASE
-_TRANSPOSES = TRANSPOSES
-_fixed_phase = fixed_phase
-
-_SOUND_SOURCES = ("osc_1", "osc_2", "osc_3", "sample")
-_EFFECTS = ("chorus", "compressor", "delay", "distortion", "eq", "flanger", "phaser", "reverb", "filter_fx")
-_UNISON_RE = re.compile(
-    r"^osc_\d_(unison_detune|unison_blend|detune_power|detune_range|stereo_spread|frame_spread)$"
-)
 _STEREO_RE = re.compile(r"(_pan|_stereo_spread)$|^stereo_routing$")
 _GAIN = {
     "volume": "overall gain: the objective compares the sounds at equal loudness",
     "voice_amplitude": "overall gain: the objective compares the sounds at equal loudness",
-}
-# rate control -> its sync control: the rate is unused unless sync is "Seconds" (0)
-_SYNCED_RATE = {
-    "chorus_frequency": "chorus_sync",
-    "flanger_frequency": "flanger_sync",
-    "phaser_frequency": "phaser_sync",
-    "delay_frequency": "delay_sync",
-    "delay_aux_frequency": "delay_aux_sync",
-    **{f"lfo_{i}_frequency": f"lfo_{i}_sync" for i in range(1, 9)},
-    **{f"random_{i}_frequency": f"random_{i}_sync" for i in range(1, 5)},
 }
 
 
@@ -236,36 +215,6 @@ class SearchSpace:
         return replace(base, values=values, modulations=mods)
 
 
-def _n_keyframes(preset: Preset, osc_index: int) -> int:
-    tables = preset.data.get("wavetables") or []
-    if osc_index >= len(tables):
-        return 1
-    try:
-        return sum(len(c.get("keyframes", [])) for g in tables[osc_index]["groups"] for c in g["components"])
-    except (KeyError, TypeError):
-        return 2  # unknown layout: assume the frame matters
-
-
-def _is_on(preset: Preset, name: str) -> bool:
-    return preset.values.get(name, 0.0) >= 0.5
-
-
-def _fed_filters(preset: Preset) -> set[str]:
-    """Filters that receive a signal: an enabled oscillator/sample routed to them, or serial routing."""
-    fed: set[str] = set()
-    for src in _SOUND_SOURCES:
-        if not _is_on(preset, f"{src}_on"):
-            continue
-        dest = int(round(preset.values.get(f"{src}_destination", 0)))
-        if dest in (0, 2):
-            fed.add("filter_1")
-        if dest in (1, 2):
-            fed.add("filter_2")
-    if fed and (_is_on(preset, "filter_1_filter_input") or _is_on(preset, "filter_2_filter_input")):
-        fed |= {"filter_1", "filter_2"}
-    return fed
-
-
 def _search_reason(name: str, ps: ParamSpace) -> str | None:
     """Audible controls refinement still leaves alone, and why."""
     if ps[name].integer:
@@ -274,72 +223,11 @@ def _search_reason(name: str, ps: ParamSpace) -> str | None:
         return _GAIN[name]
     if _STEREO_RE.search(name):
         return "stereo placement: the objective compares mono mixes"
-    if name in _RANDOM_PHASE:
+    if name in RANDOM_PHASE:
         return "random phase: held at 0 while searching (repeatable renders), restored afterwards"
     if name in TUNE_CONTROLS:
         return "tune: held so the match stays in tune (the pitch alignment sets it and checks it after)"
     return None
-
-
-def _inaudible(
-    name: str, preset: Preset, tier: int, sources: set[str], fed: set[str], ps: ParamSpace
-) -> str | None:
-    if not any(_is_on(preset, f"{src}_on") for src in _SOUND_SOURCES):
-        return "no oscillator or sample is on: the preset is silent"
-    module = ps[name].module
-    if module.startswith(("env_", "lfo_", "random_", "macro_control_")) and module != "env_1":
-        if module not in sources:
-            return f"{module} modulates nothing in this preset"
-    if module in ("osc_1", "osc_2", "osc_3", "sample", "filter_1", "filter_2", *_EFFECTS):
-        if not _is_on(preset, f"{module}_on"):
-            return f"{module} is off"
-    if module in ("filter_1", "filter_2") and module not in fed:
-        return f"nothing is routed into {module}"
-    if module.startswith("osc_"):
-        idx = int(module[-1])
-        if _UNISON_RE.match(name) and preset.values.get(f"{module}_unison_voices", 1) <= 1:
-            return f"{module} has one unison voice"
-        if name == f"{module}_phase" and preset.values.get(f"{module}_random_phase", 0.0) > 0:
-            return f"{module} starts at a random phase"
-        if (
-            re.search(r"_distortion_(amount|phase|spread)$", name)
-            and preset.values.get(f"{module}_distortion_type", 0) < 0.5
-        ):
-            return f"{module} distortion type is None"
-        if (
-            re.search(r"_spectral_morph_(amount|spread)$", name)
-            and preset.values.get(f"{module}_spectral_morph_type", 0) < 0.5
-        ):
-            return f"{module} spectral morph type is None"
-        if name.endswith("_wave_frame") and _n_keyframes(preset, idx - 1) <= 1:
-            return f"{module} wavetable has a single frame"
-    if "_formant_" in name and module.startswith("filter"):
-        model = ps[f"{module}_model"].option_label(preset.values.get(f"{module}_model", 0))
-        if model != "Formant":
-            return f"{module} model is {model}, not Formant"
-    if name in _SYNCED_RATE:
-        sync = _SYNCED_RATE[name]
-        if sync in ps and preset.values.get(sync, ps[sync].default) >= 0.5:
-            return f"{sync} is tempo-synced: the rate in seconds is unused"
-    if name.startswith("distortion_filter_") and preset.values.get("distortion_filter_order", 0) < 0.5:
-        return "distortion filter order is None"
-    return None
-
-
-def _audibility_context(
-    preset: Preset, tier: int, ps: ParamSpace
-) -> tuple[set[str], set[str], list[Modulation]]:
-    # A connection the preset has is heard whatever tier is searched: audibility uses tier 3's rules.
-    kept_mods, _ = preset.routing_for_tier(ps.tier(3), ps)
-    return {m.source for m in kept_mods}, _fed_filters(preset), kept_mods
-
-
-def inaudible_reason(name: str, preset: Preset, tier: int = 3, space: ParamSpace | None = None) -> str | None:
-    """Why control `name` cannot be heard in `preset` (module off, nothing routed into it, one unison
-    voice, type None, modulates nothing...), or None when it can."""
-    ps = space or param_space()
-    sources, fed, _ = _audibility_context(preset, tier, ps)
-    return _inaudible(name, preset, tier, sources, fed, ps)
 
 
 def search_space(
@@ -352,7 +240,8 @@ def search_space(
     and at tier 3 the amounts of its own connections."""
     ps = space or param_space()
     ts = ps.tier(tier)
-    sources, fed, kept_mods = _audibility_context(preset, tier, ps)
+    aud = Audibility(preset, ps)
+    kept_mods = aud.connections
     template_index = {s.index for s in template}
     # a source only the template uses is searched through its curated controls, not all of them
     own_sources = {m.source for i, m in enumerate(preset.modulations) if i not in template_index}
@@ -364,7 +253,7 @@ def search_space(
         if ps[name].module in template_only and name not in curated:
             skipped[name] = f"{ps[name].module} is the template's: only its main controls are searched"
             continue
-        reason = _search_reason(name, ps) or _inaudible(name, preset, tier, sources, fed, ps)
+        reason = _search_reason(name, ps) or aud.reason(name)
         if reason is None:
             controls.append(name)
         else:
@@ -393,11 +282,10 @@ def _without(preset: Preset, slots) -> Preset:
 
 def _template_usable(preset: Preset, tier: int) -> Callable[[TemplateConnection], bool]:
     """A template connection is added only when its destination can be heard in the start."""
-    ps = param_space()
-    sources, fed, _ = _audibility_context(preset, tier, ps)
+    aud = Audibility(preset)
 
     def usable(conn: TemplateConnection) -> bool:
-        return _inaudible(conn.destination, preset, 3, sources, fed, ps) is None
+        return aud.audible(conn.destination)
 
     return usable
 
@@ -444,8 +332,8 @@ def refine(
         imported.
     """
     try:
-        _vita.import_vita()
-    except _vita.VitaUnavailable as exc:
+        require_vita()
+    except VitaUnavailable as exc:
         log.warning("refinement skipped: %s", exc)
         return RefineResult(start, {"skipped": True, "reason": str(exc)})
     from synthmatch.audio.pitch import estimate_pitch

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from synthmatch.synth.audibility import Audibility
 from synthmatch.synth.display import display_name, display_text
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Modulation, Preset
@@ -141,6 +142,7 @@ _ORDER: dict[str, tuple[str, ...]] = {
         "effect_chain_order",
     ),
 }
+# effects in the order the tutorial shows them
 _EFFECTS = ("distortion", "compressor", "chorus", "flanger", "phaser", "delay", "reverb", "eq", "filter_fx")
 _EFFECT_TITLES = {"filter_fx": "Filter (effect)", "eq": "EQ"}
 
@@ -189,16 +191,12 @@ class _Differences:
     """Audible controls of a preset that differ from Vital's init preset, with their display text."""
 
     def __init__(self, preset: Preset, tier: int):
-        from synthmatch.inference.refine import _audibility_context, _inaudible
-
         ps = param_space()
         init = Preset.init()
-        sources, fed, kept = _audibility_context(preset, tier, ps)
+        aud = Audibility(preset, ps)
         # connections into a switched-off module (or another inaudible control) change nothing
         self.modulations = [
-            m
-            for m in kept
-            if m.destination not in ps or _inaudible(m.destination, preset, tier, sources, fed, ps) is None
+            m for m in aud.connections if m.destination not in ps or aud.audible(m.destination)
         ]
         self.by_module: dict[str, list[tuple[tuple, str]]] = {}
         for spec in ps.plain_controls:
@@ -213,7 +211,7 @@ class _Differences:
             if text == display_text(name, raw0):
                 continue  # differs below what Vital shows
             is_switch = name.endswith("_on")
-            if not is_switch and _inaudible(name, preset, tier, sources, fed, ps) is not None:
+            if not is_switch and not aud.audible(name):
                 continue
             kind = _kind(spec.module)
             suffix = name[len(spec.module) + 1 :] if spec.module != "global" else name

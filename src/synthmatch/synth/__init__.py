@@ -1,6 +1,6 @@
 """Everything that talks to vita (the Vital bindings): parameters, presets, rendering."""
 
-from synthmatch.synth._vita import VitaUnavailable, vita_available
+from synthmatch.synth._vita import VitaUnavailable, require_vita, vita_available, vita_version
 from synthmatch.synth.params import ControlSpec, ParamSpace, TierSpace, param_space
 from synthmatch.synth.presets import InvalidModulationError, Modulation, ParamVector, Preset, PresetError
 from synthmatch.synth.render import Renderer, RenderError, RenderResult
@@ -19,5 +19,7 @@ __all__ = [
     "TierSpace",
     "VitaUnavailable",
     "param_space",
+    "require_vita",
     "vita_available",
+    "vita_version",
 ]

@@ -16,6 +16,7 @@ from synthmatch.errors import SynthmatchError
 __all__ = [
     "VitaUnavailable",
     "import_vita",
+    "require_vita",
     "vita_available",
     "new_synth",
     "init_preset_json",
@@ -40,6 +41,11 @@ def import_vita() -> Any:
             f"the Vital bindings could not be imported ({exc}); install them with `pip install vita`"
         ) from exc
     return vita
+
+
+def require_vita() -> None:
+    """Raise VitaUnavailable, with the install command, unless `vita` imports on this machine."""
+    import_vita()
 
 
 def vita_available() -> bool:

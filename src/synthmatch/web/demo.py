@@ -420,7 +420,7 @@ def parameter_rows(preset, tier: int, start: dict | None = None) -> list[list[st
         tier: the parameter tier shown.
         start: `StartPoint.summary()`; its "confidence" (categorical -> probability) fills the last column.
     """
-    from synthmatch.inference.refine import inaudible_reason
+    from synthmatch.synth.audibility import Audibility
     from synthmatch.synth.display import display_name, display_text
     from synthmatch.synth.params import param_space
     from synthmatch.synth.presets import Preset
@@ -429,6 +429,7 @@ def parameter_rows(preset, tier: int, start: dict | None = None) -> list[list[st
     ts = ps.tier(tier)
     confidence = dict((start or {}).get("confidence") or {})
     init = Preset.init()
+    aud = Audibility(preset, ps)
     rows: list[tuple[tuple, list[str]]] = []
     for name in (*ts.categorical, *ts.continuous):
         spec = ps[name]
@@ -438,7 +439,7 @@ def parameter_rows(preset, tier: int, start: dict | None = None) -> list[list[st
         conf = confidence.get(name)
         if text == text0 and conf is None:
             continue
-        if not name.endswith("_on") and inaudible_reason(name, preset, tier) is not None and conf is None:
+        if not name.endswith("_on") and not aud.audible(name) and conf is None:
             continue
         conf_text = f"{conf:.0%}" if isinstance(conf, (int, float)) and math.isfinite(conf) else ""
         order = (0 if text != text0 else 1, spec.module, name)
