@@ -12,7 +12,7 @@ OUT ?= out
 MATCH_FLAGS ?= --refine --refine-evals 300 --refine-timeout 20 --render --tutorial
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test match lint format bench clean examples devset
+.PHONY: help setup test match lint typecheck format bench clean examples devset
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[all]"
 	touch $(STAMP)
 
-test: setup  ## run the test suite (what CI runs)
+test: lint typecheck  ## lint, format check, type check, then the test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 match: setup  ## match the example sounds in examples/ and write the results to out/
@@ -34,6 +34,9 @@ match: setup  ## match the example sounds in examples/ and write the results to 
 lint: setup  ## ruff lint and format check
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
+
+typecheck: setup  ## mypy over the package (settings in pyproject.toml)
+	$(BIN)/python -m mypy
 
 format: setup  ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix src tests benchmarks examples

@@ -9,7 +9,7 @@ import sys
 import soundfile as sf
 
 from synthmatch.synth.presets import Preset
-from tests.conftest import EXAMPLES_DIR
+from tests.helpers import EXAMPLES_DIR
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:

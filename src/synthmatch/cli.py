@@ -14,9 +14,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from synthmatch import __version__
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import SynthmatchError
+from synthmatch.synth.params import TIERS
 
 log = logging.getLogger("synthmatch")
 
@@ -63,7 +66,7 @@ def _run_params(args: argparse.Namespace) -> int:
 
 
 def _add_params(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tier", type=int, choices=(1, 2, 3), help="only the controls of this tier")
+    p.add_argument("--tier", type=int, choices=TIERS, help="only the controls of this tier")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--all", action="store_true", help="with --tier: also list controls outside it")
 
@@ -89,7 +92,7 @@ def _add_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--midi-note", type=int, default=60)
     p.add_argument("--note-duration", type=float, default=1.5, help="seconds the key is held")
     p.add_argument("--duration", type=float, default=2.0, help="seconds rendered")
-    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE)
     p.add_argument("--stereo", action="store_true")
 
 
@@ -177,7 +180,7 @@ def _add_infer(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tier",
         type=int,
-        choices=(1, 2, 3),
+        choices=TIERS,
         help="parameter space refined without a model (default 2; a model brings its own)",
     )
     p.add_argument("--midi-note", type=int, help="MIDI note of the target (default: estimated)")
@@ -211,7 +214,11 @@ def _add_infer(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tutorial", action="store_true", help="also write a Markdown guide to rebuild it in Vital"
     )
-    p.add_argument("--sample-rate", type=int, help="render rate in Hz (default: the model's, else 44100)")
+    p.add_argument(
+        "--sample-rate",
+        type=int,
+        help=f"render rate in Hz (default: the model's, else {DEFAULT_SAMPLE_RATE})",
+    )
     p.add_argument("--workers", type=int, help="render threads (default: every core)")
     p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
@@ -265,7 +272,7 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
         help="model checkpoint to predict the starting preset (default: the bundled model, if any)",
     )
     p.add_argument(
-        "--tier", type=int, choices=(1, 2, 3), help="parameter space refined without a model (default 2)"
+        "--tier", type=int, choices=TIERS, help="parameter space refined without a model (default 2)"
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
@@ -498,7 +505,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
 def _add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", type=Path, nargs="+", metavar="DIR_OR_FILES", help=".vital files and/or folders")
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
-    p.add_argument("--tier", type=int, choices=(1, 2, 3), help="parameter tier (default 3, or the file's)")
+    p.add_argument("--tier", type=int, choices=TIERS, help="parameter tier (default 3, or the file's)")
     p.add_argument(
         "--midi-notes",
         type=_midi_notes,
@@ -506,7 +513,11 @@ def _add_ingest(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--append", action="store_true", help="add to an existing dataset (its schema must match)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--sample-rate", type=int, help="render sample rate in Hz (default 44100, or the file's)")
+    p.add_argument(
+        "--sample-rate",
+        type=int,
+        help=f"render sample rate in Hz (default {DEFAULT_SAMPLE_RATE}, or the file's)",
+    )
     p.add_argument("--duration", type=float, help="seconds rendered (default 2.0, or the file's)")
     p.add_argument("--note-duration", type=float, help="seconds the key is held (default 1.5, or the file's)")
     p.add_argument("--workers", type=int, help="render threads (default: every core)")
@@ -601,10 +612,12 @@ def _run_generate(args: argparse.Namespace) -> int:
 def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
     p.add_argument("-n", type=int, required=True, help="generator indices of the whole dataset (all shards)")
-    p.add_argument("--tier", type=int, choices=(1, 2, 3), default=3, help="parameter tier (default 3)")
+    p.add_argument("--tier", type=int, choices=TIERS, default=3, help="parameter tier (default 3)")
     p.add_argument("--workers", type=int, help="worker processes (default: every core)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sample-rate", type=int, default=44100, help="Hz (default 44100)")
+    p.add_argument(
+        "--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help=f"Hz (default {DEFAULT_SAMPLE_RATE})"
+    )
     p.add_argument("--duration", type=float, default=2.0, help="seconds rendered (default 2.0)")
     p.add_argument("--note-duration", type=float, default=1.5, help="seconds the key is held (default 1.5)")
     p.add_argument("--midi-notes", type=_midi_notes, default=(48, 60, 72), help="default 48,60,72")
@@ -721,6 +734,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from synthmatch.evaluation.benchmark import EvalConfig, run_eval
 
+    methods: dict[str, Any] = {"methods": _csv(args.methods)} if args.methods else {}  # else the default
     cfg = EvalConfig(
         checkpoint=args.checkpoint,
         test_sets=_csv(args.test_sets) if args.test_sets else None,
@@ -729,7 +743,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         tier=args.tier,
         n=args.n,
         budget=args.budget,
-        **({"methods": _csv(args.methods)} if args.methods else {}),
+        **methods,
         train_data=args.train_data,
         output=args.output,
         quick=args.quick,
@@ -769,7 +783,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tier",
         type=int,
-        choices=(1, 2, 3),
+        choices=TIERS,
         help="parameter space of the in-domain targets and of CMA-ES from init (default: the model's, else 2)",
     )
     p.add_argument("-n", type=int, help="in-domain targets (default 50; 3 with --quick)")
@@ -842,9 +856,7 @@ def _add_devset(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-n", type=int, default=30, help="in_domain targets (default 30)")
     p.add_argument("--both", action="store_true", help="soundfont: every instrument from both soundfonts")
-    p.add_argument(
-        "--tier", type=int, choices=(1, 2, 3), default=2, help="in_domain presets' tier (default 2)"
-    )
+    p.add_argument("--tier", type=int, choices=TIERS, default=2, help="in_domain presets' tier (default 2)")
     p.add_argument("--limit", type=int, help="at most this many files (a quick check)")
     p.add_argument("--overwrite", action="store_true", help="make every file anew")
 

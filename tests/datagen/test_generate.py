@@ -33,7 +33,7 @@ from synthmatch.datagen.generate import (
 from synthmatch.datagen.sample import PresetSampler, example_midi_note
 from synthmatch.datagen.store import REJECTION_REASONS, Dataset
 from synthmatch.errors import ConfigError
-from tests.conftest import COMMUNITY_DIR, REPO
+from tests.helpers import COMMUNITY_DIR, REPO
 
 FAST = dict(duration_s=0.5, note_duration_s=0.3, part_size=20, progress=False)
 # The CLI form of the tier-1 run the kill, resume and shard tests compare against.

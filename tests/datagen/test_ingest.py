@@ -23,7 +23,7 @@ from synthmatch.datagen.store import (
 )
 from synthmatch.errors import ConfigError
 from synthmatch.synth.presets import Preset
-from tests.conftest import COMMUNITY_DIR, community_presets, rms_db
+from tests.helpers import COMMUNITY_DIR, community_presets, rms_db
 
 # Short renders at one note keep the tests fast (the defaults are 2.0 s at notes 48, 60, 72).
 FAST = dict(midi_notes=(60,), sample_rate=22050, duration_s=0.8, note_duration_s=0.5, progress=False)

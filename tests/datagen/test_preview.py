@@ -28,9 +28,9 @@ from synthmatch.datagen.store import Dataset, DatasetSchema, DatasetWriter, Exam
 from synthmatch.synth.params import param_space  # noqa: E402
 from synthmatch.synth.presets import Preset  # noqa: E402
 from synthmatch.synth.render import Renderer  # noqa: E402
-from tests.conftest import COMMUNITY_DIR  # noqa: E402
+from tests.helpers import COMMUNITY_DIR  # noqa: E402
 
-SAMPLE_RATE = 22050  # not 44100: playback and export must follow the file (seed document, bug 6)
+SAMPLE_RATE = 22050  # not 44100: playback and export must follow the file (the seed report's bug 6)
 DURATION_S = 0.6
 
 

@@ -18,7 +18,7 @@ from synthmatch.datagen.sample import (
     sampling_rules_hash,
 )
 from synthmatch.synth.presets import Preset
-from tests.conftest import COMMUNITY_DIR
+from tests.helpers import COMMUNITY_DIR
 
 
 @pytest.fixture(scope="module")

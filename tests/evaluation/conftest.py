@@ -8,7 +8,7 @@ import pytest
 
 from synthmatch.training.data import precompute_mels
 from synthmatch.training.loop import TrainConfig, train
-from tests.training.conftest import make_dataset
+from tests.training.helpers import make_dataset
 
 
 @pytest.fixture(scope="session")

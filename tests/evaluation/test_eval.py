@@ -15,7 +15,7 @@ from synthmatch.errors import ConfigError
 from synthmatch.evaluation.baselines import METHODS, SEARCH_METHODS, NearestNeighbour
 from synthmatch.evaluation.benchmark import EvalConfig, run_eval
 from synthmatch.training.data import mel_sidecar_path
-from tests.conftest import EXAMPLES_DIR, REPO
+from tests.helpers import EXAMPLES_DIR, REPO
 
 
 @pytest.mark.parametrize("sidecar", [True, False])

@@ -15,8 +15,8 @@ from synthmatch.audio.io import write_wav
 from synthmatch.audio.pitch import estimate_pitch
 from synthmatch.inference.calibrate import TUNE_TOLERANCE_CENTS
 from synthmatch.synth.presets import Preset
-from tests.conftest import rms_db, within_noise
-from tests.inference.conftest import NOTE, SR, known_preset
+from tests.helpers import rms_db, within_noise
+from tests.inference.helpers import NOTE, SR, known_preset
 
 DURATION_S, NOTE_S = 2.0, 0.7
 CENTS = 30  # the target sits between two notes

@@ -84,7 +84,7 @@ def test_model_conflicts_are_one_line_errors(known, cli, checkpoint, tmp_path):
 
 
 def test_checkpoint_without_ranges_warns_once(known, tmp_path, caplog):
-    """Seed document, bug 4: a checkpoint lacking the ranges to denormalise is used with one warning."""
+    """The seed report's bug 4: a checkpoint lacking the ranges to denormalise is used with one warning."""
     from synthmatch.inference.predict import Predictor
 
     path = tiny_checkpoint(tmp_path / "old.safetensors", with_ranges=False)

@@ -20,7 +20,7 @@ from synthmatch.inference.tutorial import tutorial_markdown
 from synthmatch.synth import _vita
 from synthmatch.synth.display import display_name, display_text
 from synthmatch.synth.presets import Preset
-from tests.inference.conftest import NOTE, SR, start_preset
+from tests.inference.helpers import NOTE, SR, start_preset
 
 SUFFIXES = {"preset": ".vital", "audio": ".wav", "figure": ".png", "tutorial": ".md"}
 # what level matching may move (calibrate.match_level's gain stages)
@@ -66,7 +66,7 @@ def test_exported_preset_renders_like_the_match_in_memory(match, renderer):
     floor = max(match_distance(a, b, SR) for a, b in itertools.combinations(mem, 2))
     across = max(match_distance(m, d, SR) for m in mem[:2] for d in disk)
     assert across <= 1.5 * floor + 0.03, (across, floor)
-    # Without the noise (random phase off, a fresh Synth each, VITA.md 3.3) they render the same samples.
+    # Without the noise (random phase off, a fresh Synth each, docs/VITA.md, "Noise") they render the same samples.
     doc = json.loads(written["preset"].read_text())
     doc["settings"].update({n: 0.0 for n in _RANDOM_PHASE})
     from_file, in_memory = _vita.new_synth(), _vita.new_synth()

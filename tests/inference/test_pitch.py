@@ -10,7 +10,7 @@ import soundfile as sf
 
 from synthmatch.audio.pitch import PITCHED_CONFIDENCE, estimate_pitch, estimate_timing
 from synthmatch.synth.presets import Preset, base_preset
-from tests.conftest import EXAMPLES_DIR
+from tests.helpers import EXAMPLES_DIR
 
 sys.path.insert(0, str(EXAMPLES_DIR))
 from make_examples import vital_examples  # noqa: E402

@@ -12,7 +12,7 @@ from synthmatch.inference.calibrate import TRANSPOSES
 from synthmatch.inference.refine import RefineConfig, refine, search_space
 from synthmatch.synth import _vita
 from synthmatch.synth.presets import Preset
-from tests.inference.conftest import DURATION_S, NOTE, NOTE_S, SR, start_preset
+from tests.inference.helpers import DURATION_S, NOTE, NOTE_S, SR, start_preset
 
 INFO_KEYS = {"initial_loss", "final_loss", "n_evals", "elapsed_s", "evals_per_s", "improved", "stop_reason"}
 

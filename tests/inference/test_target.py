@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from synthmatch.inference.target import TargetTooShortError, load_target
-from tests.conftest import EXAMPLES_DIR
+from tests.helpers import EXAMPLES_DIR
 
 SR = 44100
 

@@ -18,7 +18,7 @@ from synthmatch.synth.presets import (
     Preset,
     PresetError,
 )
-from tests.conftest import community_presets, rms_db
+from tests.helpers import community_presets, rms_db
 
 
 def test_init_preset(space):

@@ -8,7 +8,7 @@ import pytest
 from synthmatch.audio.distances import log_mel_l1
 from synthmatch.synth.presets import Preset, PresetData
 from synthmatch.synth.render import Renderer, RenderError
-from tests.conftest import community_presets, rms_db, within_noise
+from tests.helpers import community_presets, rms_db, within_noise
 
 
 def test_mono_and_stereo_shapes(renderer):

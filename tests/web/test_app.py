@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from synthmatch.synth.presets import Preset
-from tests.conftest import EXAMPLES_DIR, REPO
+from tests.helpers import EXAMPLES_DIR, REPO
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 ARTIFACTS = REPO / "test-artifacts" / "web"

@@ -18,7 +18,7 @@ import soundfile as sf
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.synth.presets import Preset
 from synthmatch.web.demo import Demo, DemoConfig, DemoInputError, parameter_rows
-from tests.conftest import EXAMPLES_DIR, REPO
+from tests.helpers import EXAMPLES_DIR, REPO
 
 PLUCK = EXAMPLES_DIR / "vital_pluck_C4.wav"
 

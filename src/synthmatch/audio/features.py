@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass
+from typing import overload
 
 import numpy as np
 import torch
+
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 
 __all__ = ["MelSettings", "log_mel", "stft_magnitude", "mel_filterbank", "hz_to_mel", "mel_to_hz", "LOG_EPS"]
 
@@ -26,7 +29,7 @@ FEATURE_LOUDNESS_DB = -20.0
 class MelSettings:
     """Log-mel settings; stored in datasets and checkpoints so features are always rebuilt identically."""
 
-    sample_rate: int = 44100
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     n_fft: int = 2048
     hop_length: int = 512
     n_mels: int = 128
@@ -117,6 +120,18 @@ def _as_tensor(x: ArrayLike, device: str | torch.device | None) -> tuple[torch.T
     return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device), True
 
 
+@overload
+def stft_magnitude(
+    x: np.ndarray, n_fft: int, hop_length: int, center: bool = ..., device: str | torch.device | None = ...
+) -> np.ndarray: ...
+@overload
+def stft_magnitude(
+    x: torch.Tensor, n_fft: int, hop_length: int, center: bool = ..., device: str | torch.device | None = ...
+) -> torch.Tensor: ...
+@overload
+def stft_magnitude(
+    x: ArrayLike, n_fft: int, hop_length: int, center: bool = ..., device: str | torch.device | None = ...
+) -> ArrayLike: ...
 def stft_magnitude(
     x: ArrayLike, n_fft: int, hop_length: int, center: bool = True, device: str | torch.device | None = None
 ) -> ArrayLike:
@@ -143,6 +158,18 @@ def stft_magnitude(
     return spec.cpu().numpy() if was_np else spec
 
 
+@overload
+def log_mel(
+    x: np.ndarray, settings: MelSettings = ..., device: str | torch.device | None = ...
+) -> np.ndarray: ...
+@overload
+def log_mel(
+    x: torch.Tensor, settings: MelSettings = ..., device: str | torch.device | None = ...
+) -> torch.Tensor: ...
+@overload
+def log_mel(
+    x: ArrayLike, settings: MelSettings = ..., device: str | torch.device | None = ...
+) -> ArrayLike: ...
 def log_mel(
     x: ArrayLike, settings: MelSettings = MelSettings(), device: str | torch.device | None = None
 ) -> ArrayLike:
@@ -174,6 +201,12 @@ def log_mel(
     return out.cpu().numpy() if was_np else out
 
 
+@overload
+def normalize_loudness(x: np.ndarray, target_db: float = ..., max_gain_db: float = ...) -> np.ndarray: ...
+@overload
+def normalize_loudness(x: torch.Tensor, target_db: float = ..., max_gain_db: float = ...) -> torch.Tensor: ...
+@overload
+def normalize_loudness(x: ArrayLike, target_db: float = ..., max_gain_db: float = ...) -> ArrayLike: ...
 def normalize_loudness(
     x: ArrayLike, target_db: float = FEATURE_LOUDNESS_DB, max_gain_db: float = 60.0
 ) -> ArrayLike:
@@ -188,6 +221,12 @@ def normalize_loudness(
     return (a * gain).astype(np.float32)
 
 
+@overload
+def fit_length(x: np.ndarray, n_samples: int) -> np.ndarray: ...
+@overload
+def fit_length(x: torch.Tensor, n_samples: int) -> torch.Tensor: ...
+@overload
+def fit_length(x: ArrayLike, n_samples: int) -> ArrayLike: ...
 def fit_length(x: ArrayLike, n_samples: int) -> ArrayLike:
     """Crop or zero-pad the last axis to exactly n_samples."""
     n = x.shape[-1]
@@ -199,6 +238,18 @@ def fit_length(x: ArrayLike, n_samples: int) -> ArrayLike:
     return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
 
 
+@overload
+def model_features(
+    x: np.ndarray, settings: MelSettings = ..., device: str | torch.device | None = ...
+) -> np.ndarray: ...
+@overload
+def model_features(
+    x: torch.Tensor, settings: MelSettings = ..., device: str | torch.device | None = ...
+) -> torch.Tensor: ...
+@overload
+def model_features(
+    x: ArrayLike, settings: MelSettings = ..., device: str | torch.device | None = ...
+) -> ArrayLike: ...
 def model_features(
     x: ArrayLike, settings: MelSettings = MelSettings(), device: str | torch.device | None = None
 ) -> ArrayLike:

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from synthmatch.audio.features import stft_magnitude
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,9 @@ def _log_axis(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _fft_n(sample_rate: int) -> int:
-    return 8192 * max(1, int(round(sample_rate / 44100)))  # ~0.19 s: resolves harmonics of MIDI 24
+    return 8192 * max(
+        1, int(round(sample_rate / DEFAULT_SAMPLE_RATE))
+    )  # ~0.19 s: resolves harmonics of MIDI 24
 
 
 def _long_term_spectrum(audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -16,7 +16,7 @@ Work is never lost:
   (`generation_config`): resuming with a different command fails and names the differences.
 - Each part is rendered by a fresh worker process (multiprocessing "spawn": nothing is forked, so
   importing torch elsewhere is harmless) with its own vita Synth. vita seeds its random generators from
-  a process-wide counter and a reused Synth carries state from one render to the next (VITA.md 3.2), so
+  a process-wide counter and a reused Synth carries state from one render to the next (docs/VITA.md, "State carried from one render to the next"), so
   a part's audio is a pure function of the part only when the process renders that part alone, in
   order, from a fresh start. Then a resumed run is byte-identical to an uninterrupted one.
 - A worker reports after every example. One that dies (a segfault) or misses its deadline (`timeout_s`
@@ -57,8 +57,10 @@ from pathlib import Path
 import numpy as np
 
 from synthmatch.atomic import atomic_write_text
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.synth import require_vita, vita_version
+from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset, PresetError
 from synthmatch.synth.render import DEFAULT_VELOCITY, FLUSH_S
 
@@ -137,7 +139,7 @@ class GenerateConfig:
     tier: int = 3
     workers: int | None = None
     seed: int = 0
-    sample_rate: int = 44100
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     duration_s: float = 2.0
     note_duration_s: float = 1.5
     midi_notes: tuple[int, ...] = (48, 60, 72)
@@ -166,7 +168,7 @@ class GenerateConfig:
             )
         if self.n < 1:
             raise ConfigError(f"-n must be at least 1, got {self.n}")
-        if self.tier not in (1, 2, 3):
+        if self.tier not in TIERS:
             raise ConfigError(f"--tier must be 1, 2 or 3, got {self.tier}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")

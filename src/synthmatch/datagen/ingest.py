@@ -50,8 +50,9 @@ from pathlib import Path
 import numpy as np
 
 from synthmatch.atomic import atomic_path
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError, SynthmatchError
-from synthmatch.synth.params import N_MOD_SLOTS, ParamSpace, TierSpace, param_space
+from synthmatch.synth.params import N_MOD_SLOTS, TIERS, ParamSpace, TierSpace, param_space
 from synthmatch.synth.presets import Modulation, Preset, PresetError, base_preset
 from synthmatch.synth.render import Renderer
 
@@ -74,10 +75,9 @@ __all__ = [
 # Same defaults as `generate`, so ingested and generated data merge.
 DEFAULT_TIER = 3
 DEFAULT_MIDI_NOTES = (48, 60, 72)
-DEFAULT_SAMPLE_RATE = 44100
 DEFAULT_DURATION_S = 2.0
 DEFAULT_NOTE_DURATION_S = 1.5
-# A render whose RMS is below this is silent (VITA.md 6 uses the same threshold).
+# A render whose RMS is below this is silent (the dataset generator's threshold).
 SILENCE_DB = -60.0
 # Larger files are not presets (the biggest community preset, with a 257-frame wavetable, is 3 MB).
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -133,7 +133,7 @@ class IngestConfig:
         object.__setattr__(self, "output", Path(self.output))
         if not self.inputs:
             raise ConfigError("ingest needs at least one .vital file or folder")
-        if self.tier is not None and self.tier not in (1, 2, 3):
+        if self.tier is not None and self.tier not in TIERS:
             raise ConfigError(f"--tier must be 1, 2 or 3, got {self.tier}")
         if self.midi_notes is not None:
             notes = tuple(int(n) for n in self.midi_notes)
@@ -650,6 +650,7 @@ def _render_rows(
             failures.setdefault(item.file, []).append((note, f"render failed: {res.error}", None))
             continue
         audio = res.audio
+        assert audio is not None  # a render without error has audio
         if not np.all(np.isfinite(audio)):
             failures.setdefault(item.file, []).append(
                 (note, "the render holds NaN or infinite samples", None)
@@ -709,7 +710,11 @@ def _original_levels(
     results = renderer.render_batch(
         [item.preset for item, _ in jobs], [n for _, n in jobs], schema.note_duration_s, schema.duration_s
     )
-    return {(item.file, note): _rms_db(r.audio) for (item, note), r in zip(jobs, results) if r.ok}
+    return {
+        (item.file, note): _rms_db(r.audio)
+        for (item, note), r in zip(jobs, results)
+        if r.ok and r.audio is not None  # ok implies audio
+    }
 
 
 def _failure_text(

@@ -110,7 +110,7 @@ def inspect_dataset(path: str | os.PathLike) -> dict:
         modules = [module_of(x) for x in names]
         acc_sum = np.zeros(len(names))
         acc_sq = np.zeros(len(names))
-        cat_counts = [Counter() for _ in s.categorical_names]
+        cat_counts: list[Counter[int]] = [Counter() for _ in s.categorical_names]
         for a in range(0, n, _ROWS_PER_READ):
             b = min(a + _ROWS_PER_READ, n)
             c = h["continuous"][a:b].astype(np.float64)

@@ -5,7 +5,7 @@ parameters in Vital's own display text grouped by module (controls at their init
 dimmed with `a`), its modulation connections, a waveform envelope and a small spectrogram. Rows are read
 a page at a time and one example's audio on selection, so a file of any size opens at once.
 
-Playback uses the dataset's own sample rate from its schema (seed document, bug 6), through
+Playback uses the dataset's own sample rate from its schema (the seed report's bug 6: it was fixed at 44.1 kHz), through
 `sounddevice` when an output device exists. Without one (servers, containers) the status line says so,
 and `w` exports the example to a WAV file at the dataset's sample rate instead.
 
@@ -20,6 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -299,7 +300,10 @@ class DatasetPicker(Screen):
 
     @on(OptionList.OptionSelected, "#picker")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        self.app.open_dataset(self.files[int(event.option.id)])
+        app = cast("PreviewApp", self.app)  # this screen is only pushed by PreviewApp
+        option_id = event.option.id
+        assert option_id is not None  # every option is created with id=str(i)
+        app.open_dataset(self.files[int(option_id)])
 
 
 def _describe_file(path: Path) -> str:

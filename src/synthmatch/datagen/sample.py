@@ -12,7 +12,7 @@ Continuous controls are stratified with a blocked Latin hypercube in normalized 
 control's range cut into block_size strata, one example per stratum, strata shuffled independently per
 control). Categoricals are drawn uniformly unless a constraint below says otherwise.
 
-Constraints that keep presets audible (uniform sampling is 89% silent, VITA.md 6) are data in
+Constraints that keep presets audible (uniform sampling is mostly silent: docs/VITA.md, "Random presets are mostly silent") are data in
 `CONSTRAINTS` and `SWITCH_PROBABILITIES`; docs/DATA.md lists them with the measured silence and clipping
 rates.
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthmatch.synth.params import ParamSpace, TierSpace, param_space
+from synthmatch.synth.params import TIERS, ParamSpace, TierSpace, param_space
 from synthmatch.synth.presets import MOD_DTYPE, Modulation, ParamVector, Preset, base_preset
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ CONSTRAINTS: dict[str, tuple[float | None, float | None, float]] = {
     "osc_N_pan": (None, None, 0.6),
     "sample_level": (0.3, 1.0, 0.0),
     "sample_transpose": (-24.0, 24.0, 0.5),
-    # amplitude envelope short enough to be heard in the render (VITA.md 6, constraint C4)
+    # amplitude envelope short enough to be heard in the render (constraint C4 of docs/DATA.md)
     "env_1_delay": (0.0, 0.3, 0.5),
     "env_1_hold": (0.0, 0.3, 0.5),
     "env_1_attack": (0.0, 0.8, 0.0),
@@ -246,7 +246,7 @@ class PresetSampler:
         base: str = "basic_shapes",
         space: ParamSpace | None = None,
     ):
-        if tier not in (1, 2, 3):
+        if tier not in TIERS:
             raise ValueError(f"tier must be 1, 2 or 3, got {tier}")
         if not 0.0 <= community_share <= 1.0:
             raise ValueError(f"community_share must be in [0, 1], got {community_share}")

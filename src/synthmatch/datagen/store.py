@@ -46,6 +46,7 @@ import numpy as np
 
 from synthmatch import __version__
 from synthmatch.atomic import atomic_path
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import SynthmatchError
 from synthmatch.synth import vita_available, vita_version
 from synthmatch.synth.params import ParamSpace, param_space
@@ -122,7 +123,7 @@ class DatasetSchema:
     def for_tier(
         cls,
         tier: int,
-        sample_rate: int = 44100,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
         duration_s: float = 2.0,
         note_duration_s: float = 1.5,
         midi_notes: Sequence[int] = (48, 60, 72),
@@ -564,7 +565,7 @@ class Dataset:
         """Float32 audio of example i: (S,) or (2, S)."""
         return audio_from_storage(self.h5["audio"][self._check(i)])
 
-    def audio_batch(self, indices: Sequence[int]) -> np.ndarray:
+    def audio_batch(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """(B, ...) float32 audio of several examples (read in sorted order, returned in the given order)."""
         idx = np.asarray(indices, np.int64)
         order = np.argsort(idx)
@@ -739,8 +740,9 @@ def _merged_generation(readers: Sequence[Dataset]) -> dict | None:
     Raises:
         DatasetError: inputs of the same generation whose index ranges overlap (duplicate examples).
     """
-    infos = [generation_info(r.h5.attrs) for r in readers]
-    if any(i is None for i in infos):
+    found = [generation_info(r.h5.attrs) for r in readers]
+    infos = [i for i in found if i is not None]
+    if len(infos) != len(found):
         return None
     if len({i["fingerprint"] for i in infos}) != 1:
         log.info(

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError
 from synthmatch.evaluation.baselines import (
     METHODS,
@@ -39,6 +40,7 @@ from synthmatch.evaluation.baselines import (
 )
 from synthmatch.evaluation.metrics import audio_metrics, parameter_metrics
 from synthmatch.evaluation.testsets import TEST_SETS, Target
+from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,7 @@ class EvalConfig:
             raise ConfigError("the audio test set needs --audio-dir DIR (a folder of audio files)")
         if self.audio_dir is not None and not Path(self.audio_dir).is_dir():
             raise ConfigError(f"--audio-dir {self.audio_dir}: not a folder")
-        if self.tier is not None and self.tier not in (1, 2, 3):
+        if self.tier is not None and self.tier not in TIERS:
             raise ConfigError(f"--tier must be 1, 2 or 3, got {self.tier}")
         if not 0.1 <= self.max_seconds <= 30:
             raise ConfigError(f"--max-seconds must be in [0.1, 30] seconds, got {self.max_seconds}")
@@ -138,6 +140,8 @@ class EvalConfig:
         """The checkpoint file -c names, found as infer finds it."""
         from synthmatch.model.checkpoint import CheckpointError, resolve_checkpoint_path
 
+        if self.checkpoint is None:
+            raise ConfigError("no checkpoint given (-c CHECKPOINT)")
         try:
             return resolve_checkpoint_path(self.checkpoint)
         except CheckpointError as e:
@@ -218,7 +222,7 @@ class _Setup:
                 )
             self.tier, self.sample_rate = p.tier, p.sample_rate
         else:
-            self.tier, self.sample_rate = int(cfg.tier or 2), 44100
+            self.tier, self.sample_rate = int(cfg.tier or 2), DEFAULT_SAMPLE_RATE
         # whole notes: the model sees its own window of each target, matching and scoring all of it
         self.duration_s, self.note_duration_s = float(cfg.max_seconds), min(TARGET_NOTE_S, cfg.max_seconds)
         cap = QUICK["max_duration_s"] if cfg.quick else None
@@ -257,7 +261,7 @@ def _load_targets(cfg: EvalConfig, setup: _Setup) -> dict[str, list[Target]]:
     from synthmatch.evaluation.testsets import audio_targets, community_targets, in_domain_targets
 
     out: dict[str, list[Target]] = {}
-    kw = {"sample_rate": setup.sample_rate}
+    kw: dict[str, Any] = {"sample_rate": setup.sample_rate}
     for name in cfg.resolved_test_sets:
         t0 = time.perf_counter()
         if name == "in_domain":
@@ -277,6 +281,7 @@ def _load_targets(cfg: EvalConfig, setup: _Setup) -> dict[str, list[Target]]:
                 **kw,
             )
         else:
+            assert cfg.audio_dir is not None  # __post_init__: the audio set needs --audio-dir
             targets = audio_targets(cfg.audio_dir, max_duration_s=max(setup.duration_s, 0.1), **kw)
         if not targets:
             log.warning("test set %s has no usable targets; left out", name)
@@ -334,13 +339,16 @@ class _Evaluator:
             preset = self.random_sampler.sample(index).preset
             return MethodResult(preset, seconds=time.perf_counter() - t0, info={"index": index})
         if method == "nn":
-            row, dist = self.setup.nn.query(target.audio, target.sample_rate)
-            result = self._match(self.setup.nn.preset(row), self.setup.tier, target, note, False, "preset")
-            result.info.update(row=row, embedding_distance=round(dist, 4), name=self.setup.nn.ds.name(row))
+            nn = self.setup.nn
+            assert nn is not None  # _Setup skips "nn" without a training set
+            row, dist = nn.query(target.audio, target.sample_rate)
+            result = self._match(nn.preset(row), self.setup.tier, target, note, False, "preset")
+            result.info.update(row=row, embedding_distance=round(dist, 4), name=nn.ds.name(row))
             result.seconds += 0.0
             return result
         if method in ("model", "model_cmaes"):
             if "prediction" not in cache:
+                assert self.setup.predictor is not None  # _Setup skips the model methods without a model
                 p0 = time.perf_counter()
                 cache["prediction"] = self.setup.predictor.predict(target.audio, target.sample_rate, note)
                 cache["prediction_s"] = time.perf_counter() - p0

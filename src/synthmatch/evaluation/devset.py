@@ -38,12 +38,15 @@ import struct
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from synthmatch.atomic import atomic_write_text
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError, SynthmatchError
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ __all__ = [
 
 DEVSET_KINDS = ("soundfont", "synth", "in_domain")
 MANIFEST = "manifest.json"
-SAMPLE_RATE = 44100
+SAMPLE_RATE = DEFAULT_SAMPLE_RATE
 DURATION_S = 4.0
 NOTE_DURATION_S = 1.5
 PEAK = 0.999
@@ -241,6 +244,11 @@ def _lowpass(x: np.ndarray, cutoff_hz: np.ndarray | float, sr: int, q: float = 0
     return out
 
 
+def _mix(parts: Iterable[np.ndarray]) -> np.ndarray:
+    """`sum(parts)` (0 + p0 + p1 + ...), typed as the array it is: every mix here has parts."""
+    return cast(np.ndarray, sum(parts))
+
+
 def _synth_patch(name: str, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, str, int | None]:
     """(audio, family, MIDI note or None) of one NumPy patch."""
     n = int(DURATION_S * sr)
@@ -252,11 +260,11 @@ def _synth_patch(name: str, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, str, int
         return np.sin(2 * np.pi * _hz(midi) * t) * np.exp(-t / 0.6), "synth_pluck", midi
     if name == "lowpass_square":
         midi, f0 = 45, _hz(45)
-        sq = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(sr / 2 / f0), 2))
+        sq = _mix(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(sr / 2 / f0), 2))
         return _lowpass(sq, 800.0, sr) * _adsr(n, sr, 0.005, 0.3, 0.8, 0.3, ns), "synth_bass", midi
     if name == "detuned_saw_pad":
         midi, f0 = 48, _hz(48)
-        x = sum(
+        x = _mix(
             _saw(2 * np.pi * f0 * 2 ** (c / 1200) * t + rng.uniform(0, 6.28), f0, sr)
             for c in (-15, -9, -4, 0, 4, 9, 15)
         )
@@ -264,7 +272,7 @@ def _synth_patch(name: str, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, str, int
     if name == "formant_vowel":
         midi, f0 = 57, _hz(57)
         src = _saw(2 * np.pi * f0 * t, f0, sr)
-        x = sum(g * _bandpass(src, fc, sr, 8.0) for fc, g in ((700, 1.0), (1220, 0.6), (2600, 0.3)))
+        x = _mix(g * _bandpass(src, fc, sr, 8.0) for fc, g in ((700, 1.0), (1220, 0.6), (2600, 0.3)))
         return x * _adsr(n, sr, 0.03, 0.2, 0.9, 0.2, ns), "synth_lead", midi
     if name == "ks_pluck":
         midi, f0 = 50, _hz(50)
@@ -300,7 +308,7 @@ def _synth_patch(name: str, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, str, int
         )
     if name == "tremolo_organ":
         midi, f0 = 60, _hz(60)
-        x = sum(
+        x = _mix(
             g * np.sin(2 * np.pi * k * f0 * t) for k, g in ((1, 1.0), (2, 0.6), (3, 0.4), (4, 0.3), (8, 0.2))
         )
         trem = 1 - 0.3 * (0.5 + 0.5 * np.sin(2 * np.pi * 6 * t))
@@ -361,7 +369,7 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
     write_wav(path, audio, SAMPLE_RATE)
 
 
-def _soundfont_jobs(both: bool) -> list[tuple[str, str, tuple]]:
+def _soundfont_jobs(both: bool) -> list[tuple[str, tuple[str, str], tuple[str, str, int, int, bool]]]:
     jobs = []
     for i, inst in enumerate(INSTRUMENTS):
         fonts = SOUNDFONTS if both else (SOUNDFONTS[i % len(SOUNDFONTS)],)

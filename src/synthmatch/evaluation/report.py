@@ -60,7 +60,7 @@ FLOOR = "floor"
 # ---------------------------------------------------------------------------------------------------
 # statistics
 def bootstrap_median_ci(
-    values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0
+    values: Sequence[float | None], level: float = 0.95, n_boot: int = 2000, seed: int = 0
 ) -> dict[str, float | int | None]:
     """Median of the finite values and its percentile-bootstrap confidence interval.
 
@@ -437,7 +437,9 @@ def spectrogram_grid_png(rows: list[dict], methods: Sequence[str], sample_rate: 
         target = np.asarray(row["target"], np.float32).reshape(-1)
         sounds = [target] + [row["matches"].get(m) for m in methods]
         specs = [None if a is None else log_mel(normalize_loudness(a.reshape(-1)), settings) for a in sounds]
-        vmax = float(specs[0].max())
+        target_spec = specs[0]
+        assert target_spec is not None  # the target is always there
+        vmax = float(target_spec.max())
         for j, (ax, spec) in enumerate(zip(axes[i], specs)):
             ax.set_xticks([])
             ax.set_yticks([])

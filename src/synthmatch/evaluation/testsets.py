@@ -27,6 +27,7 @@ import numpy as np
 from synthmatch.audio.io import list_audio_files, load_audio, trim_leading_silence
 from synthmatch.datagen.community import COMMUNITY_DIR, test_preset_names, unusable_preset_names
 from synthmatch.datagen.sample import PresetSampler, example_midi_note
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.synth.presets import ParamVector, Preset
 from synthmatch.synth.render import Renderer
 
@@ -76,7 +77,7 @@ def _db(x: np.ndarray) -> float:
 def in_domain_targets(
     n: int,
     tier: int,
-    sample_rate: int = 44100,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
     duration_s: float = 4.0,
     note_duration_s: float = 1.5,
     seed: int = EVAL_SEED,
@@ -97,7 +98,7 @@ def in_domain_targets(
                 [e.preset for e in batch], note_of, note_duration_s, duration_s, fresh=True
             )
             for ex, note, a, b in zip(batch, note_of, first, second):
-                if len(targets) >= n or not (a.ok and b.ok):
+                if len(targets) >= n or not (a.ok and b.ok) or a.audio is None:  # (ok implies audio)
                     continue
                 peak = float(np.max(np.abs(a.audio)))
                 if _db(a.audio) < _SILENT_DB or peak > 1.0 or not np.isfinite(peak):
@@ -121,7 +122,7 @@ def in_domain_targets(
 
 def community_targets(
     tier: int,
-    sample_rate: int = 44100,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
     duration_s: float = 4.0,
     note_duration_s: float = 1.5,
     notes=(60,),
@@ -146,7 +147,7 @@ def community_targets(
         first = r.render_batch([p for p, _ in jobs], notes, note_duration_s, duration_s, fresh=True)
         second = r.render_batch([p for p, _ in jobs], notes, note_duration_s, duration_s, fresh=True)
     for (p, note), a, b in zip(jobs, first, second):
-        if not (a.ok and b.ok) or _db(a.audio) < _SILENT_DB:
+        if not (a.ok and b.ok) or a.audio is None or _db(a.audio) < _SILENT_DB:  # (ok implies audio)
             log.info("community target %s at note %d skipped (silent or failed)", p.name, note)
             continue
         targets.append(
@@ -166,7 +167,7 @@ def community_targets(
 
 
 def audio_targets(
-    folder: str | os.PathLike, sample_rate: int = 44100, max_duration_s: float = 4.0
+    folder: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, max_duration_s: float = 4.0
 ) -> list[Target]:
     """Every readable audio file of a folder; the note and key-held time its manifest (`devset`) records,
     else estimated per file."""

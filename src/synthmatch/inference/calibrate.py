@@ -81,11 +81,11 @@ def restore_phase(preset: Preset, original: Preset) -> Preset:
 def transposed(preset: Preset, semitones: int) -> Preset:
     """`preset` with every oscillator's and the sample's transpose moved by `semitones` (within +-48)."""
     return preset.with_values(
-        **{n: float(np.clip(preset.values.get(n, 0.0) + semitones, -48, 48)) for n in TRANSPOSES}
+        {n: float(np.clip(preset.values.get(n, 0.0) + semitones, -48, 48)) for n in TRANSPOSES}
     )
 
 
-def cents_off(target: PitchEstimate, audio: np.ndarray, sample_rate: int) -> float | None:
+def cents_off(target: PitchEstimate, audio: np.ndarray | None, sample_rate: int) -> float | None:
     """Cents from the match's f0 up to the target's (None when either is unpitched)."""
     if not target.pitched or audio is None:
         return None
@@ -340,6 +340,7 @@ def match_level(
             plan += 1  # that gain changed the sound: try again with fewer stages
             continue
         preset, scored = candidate, result
+    assert scored.audio is not None  # checked on entry and for every render kept
     info["after_db"] = round(rms_db(scored.audio), 2)
     info["volume_db"] = round(volume_db(preset), 2)
     info["peak"] = round(float(np.max(np.abs(scored.audio))), 4)

@@ -66,6 +66,7 @@ def comparison_png(
         ax.set_title(label, fontsize=10, loc="left")
     if title:
         fig.suptitle(title, fontsize=11)
+    assert image is not None  # there are always two axes
     fig.colorbar(image, ax=list(axes), label="log mel magnitude")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

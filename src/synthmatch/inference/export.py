@@ -6,7 +6,8 @@ Everything is produced in memory first and written only when all of it succeeded
 The .vital goes through vita's own JSON (`Preset.to_vital_json`), with real control values for continuous
 and categorical controls and the modulation routing. Model outputs reach it already denormalised: the
 Predictor maps its [0, 1] outputs to Vital's ranges with the ranges stored in the checkpoint, and warns
-once when a checkpoint lacks them (seed document, bug 4).
+once when a checkpoint lacks them (the seed report's bug 4: such a checkpoint used to export [0, 1] values as
+Vital's, silently).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from synthmatch.atomic import atomic_write_bytes, atomic_write_text
 from synthmatch.audio.io import write_wav
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError
 from synthmatch.synth.presets import Preset
 
@@ -64,7 +66,7 @@ class MatchFiles:
 
     preset: Preset
     audio: np.ndarray | None = None  # (N,) or (2, N) render of the match
-    sample_rate: int = 44100
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     figure_png: bytes | None = None
     tutorial_md: str | None = None
 

@@ -31,9 +31,11 @@ from synthmatch.audio.pitch import (
     estimate_pitch,
     estimate_timing,
 )
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.inference.export import MatchFiles, output_paths, write_match
 from synthmatch.inference.target import MIN_SAMPLES, Target, load_target
+from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ class InferConfig:
             raise ConfigError("no input given: pass -i FILE or -i FOLDER")
         if self.checkpoint is not None and self.start is not None:
             raise ConfigError("give either -c CHECKPOINT (start from a prediction) or --start, not both")
-        if self.tier is not None and self.tier not in (1, 2, 3):
+        if self.tier is not None and self.tier not in TIERS:
             raise ConfigError(f"--tier must be 1, 2 or 3, got {self.tier}")
         if self.midi_note is not None and not 0 <= self.midi_note <= 127:
             raise ConfigError(f"--midi-note must be in 0..127, got {self.midi_note}")
@@ -192,12 +194,13 @@ class Starter:
             self.min_samples = int(self.predictor.mel.n_fft)
         else:
             self.tier = int(cfg.tier or DEFAULT_TIER)
-            self.sample_rate = int(cfg.sample_rate or 44100)
+            self.sample_rate = int(cfg.sample_rate or DEFAULT_SAMPLE_RATE)
             self.model_window_s = None
             self.min_samples = MIN_SAMPLES
 
     def start_for(self, target: Target, midi_note: int) -> StartPoint:
         if self.predictor is None:
+            assert self.preset is not None  # set whenever there is no predictor
             return StartPoint(self.preset, self.tier, self.source, self.description)
         prediction = self.predictor.predict(target.audio, target.sample_rate, midi_note)
         return StartPoint(

@@ -7,7 +7,7 @@
 
 Loading reads safetensors and JSON only (never unpickles). Parameters are denormalised with the ranges
 stored in the checkpoint; a checkpoint without them gets one warning and the installed vita's ranges
-(seed document, bug 4).
+(the seed report's bug 4: such a checkpoint used to export [0, 1] values as Vital's, silently).
 """
 
 from __future__ import annotations

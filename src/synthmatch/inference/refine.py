@@ -205,12 +205,12 @@ class SearchSpace:
             values[n] = ps[n].from_unit(u)
         mods = base.modulations
         if self.mod_slots or self.template:
-            mods = list(mods)
+            edited = list(mods)
             for i, u in zip(self.mod_slots, x[nc : nc + nm]):
-                mods[i] = replace(mods[i], amount=float(u) * 2 - 1)
+                edited[i] = replace(edited[i], amount=float(u) * 2 - 1)
             for (i, m), u in zip(self.template, x[nc + nm :]):
-                mods[i] = replace(mods[i], amount=(float(u) * 2 - 1) * m)
-            mods = tuple(mods)
+                edited[i] = replace(edited[i], amount=(float(u) * 2 - 1) * m)
+            mods = tuple(edited)
         # replace() skips with_values' name checks: every name here comes from the parameter space
         return replace(base, values=values, modulations=mods)
 

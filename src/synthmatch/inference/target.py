@@ -28,7 +28,7 @@ MIN_SAMPLES = 2048  # n_fft of the model's features
 
 
 class TargetTooShortError(AudioError):
-    """Audio shorter than one analysis window (a ValueError, as the seed document's bug 2 asks)."""
+    """Audio shorter than one analysis window (a ValueError with the durations: the seed report's bug 2, an opaque crash before)."""
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Everything that touches the Vital bindings goes through `synthmatch.synth`; this file is where the
 import happens, so a machine without `vita` gets one clear error instead of a scattered ImportError.
-Facts measured on this machine are in ../shared/VITA.md (see docs/ for the project's notes).
+The facts about vita the code relies on, with how they were measured, are in docs/VITA.md.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Built from a live `vita.Synth()` so it always matches the installed Vital build.
 - ``switch``: the 15 ``*_on`` module switches.
 
 Normalisation is linear in raw units (`to_unit`/`from_unit`), exact on round trip. Vita's own
-`set_normalized` is never used: it is wrong for the 30 Exponential-scale controls (VITA.md 5.3).
+`set_normalized` is never used: it is wrong for the 30 Exponential-scale controls (docs/VITA.md, "Values and units the code converts").
 Every value that reaches vita passes through `ControlSpec.clamp`, because out-of-range values crash it.
 
 Tiers are data: tier 1 is a small subtractive synth, tier 2 everything that shapes one rendered note,
@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,24 +53,25 @@ _MODULE_RE = re.compile(
     r"|eq|flanger|phaser|reverb|macro_control_\d|modulation_\d+)(?:_|$)"
 )
 
-# Controls that cannot change a one-shot render, with the reason recorded next to them.
+# Controls that cannot change a one-shot render, with the reason recorded next to them (each measured
+# inert by benchmarks/vita_facts.py: docs/VITA.md, "Controls that do nothing to one note").
 _EXCLUDED_EXACT: dict[str, str] = {
-    "bypass": "global bypass switch: renders identically (VITA.md 4.4)",
+    "bypass": "global bypass switch: renders identically",
     "view_spectrogram": "GUI only",
-    "mpe_enabled": "MPE: no effect on a single rendered note (VITA.md 4.4)",
-    "pitch_wheel": "performance control: no effect measured (VITA.md 4.4)",
-    "mod_wheel": "performance control: acts only as a modulation source (VITA.md 4.4)",
+    "mpe_enabled": "MPE: no effect on a single rendered note",
+    "pitch_wheel": "performance control: no effect measured",
+    "mod_wheel": "performance control: acts only as a modulation source",
     "pitch_bend_range": "performance control: no pitch bend in a one-shot render",
-    "polyphony": "voice management: inert for a single note (VITA.md 4.4)",
-    "voice_priority": "voice management: inert for a single note (VITA.md 4.4)",
-    "voice_override": "voice management: inert for a single note (VITA.md 4.4)",
-    "legato": "voice management: inert for a single note (VITA.md 4.4)",
-    "portamento_time": "voice management: glide needs two notes (VITA.md 4.4)",
-    "portamento_slope": "voice management: glide needs two notes (VITA.md 4.4)",
-    "portamento_force": "voice management: glide needs two notes (VITA.md 4.4)",
-    "portamento_scale": "voice management: glide needs two notes (VITA.md 4.4)",
+    "polyphony": "voice management: inert for a single note",
+    "voice_priority": "voice management: inert for a single note",
+    "voice_override": "voice management: inert for a single note",
+    "legato": "voice management: inert for a single note",
+    "portamento_time": "voice management: glide needs two notes",
+    "portamento_slope": "voice management: glide needs two notes",
+    "portamento_force": "voice management: glide needs two notes",
+    "portamento_scale": "voice management: glide needs two notes",
     "beats_per_minute": "host tempo: held at 120 BPM; synced times are reachable in 'Seconds' sync mode",
-    "oversampling": "render quality: vita applies it only through JSON (VITA.md 4.4); held at 2x",
+    "oversampling": "render quality: vita applies it only through JSON; held at 2x",
     "velocity_track": "inert: notes are rendered at full velocity",
 }
 _EXCLUDED_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
@@ -235,6 +237,11 @@ class TierSpace:
     cont_max: np.ndarray = field(repr=False, compare=False)
     cont_integer: np.ndarray = field(repr=False, compare=False)
     cat_min: np.ndarray = field(repr=False, compare=False)
+
+    if TYPE_CHECKING:
+        # Set in __post_init__; declared for the type checker only, so at runtime they are not fields.
+        _source_idx: dict[str, int] = field(init=False, repr=False, compare=False)
+        _dest_idx: dict[str, int] = field(init=False, repr=False, compare=False)
 
     @property
     def has_modulation(self) -> bool:

@@ -4,7 +4,7 @@ A Preset holds every plain control's raw value, the modulation connections, and 
 Vital keeps in its JSON (wavetables, LFO shapes, the sample). It never holds a vita object, so it is
 cheap to copy, pickle and send to worker processes.
 
-Safety rules enforced here (VITA.md 4):
+Safety rules enforced here (docs/VITA.md, "What crashes or hangs vita"):
 - modulation names are checked against vita's own source/destination lists before anything reaches
   vita: an unknown name makes `connect_modulation` return True and the next render segfault;
 - at most 64 connections (Vital's slot count);

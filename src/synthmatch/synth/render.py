@@ -38,10 +38,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import SynthmatchError
 from synthmatch.synth import _vita
 from synthmatch.synth.params import MOD_SLOT_FIELDS, param_space
@@ -114,6 +115,7 @@ class _SynthSlot:
         sound: a click of it would seed effects that `render()` does not fully reset (a self-oscillating
         delay or reverb), and the next render would start from it.
         """
+        assert self.sample_rate is not None, "flush() needs the sample rate set by render()"
         ps = param_space()
         for name, value in _FLUSH_SETTINGS.items():
             self.controls[name].set(value)
@@ -162,7 +164,10 @@ class Renderer:
     """
 
     def __init__(
-        self, sample_rate: int = 44100, n_threads: int | None = None, velocity: float = DEFAULT_VELOCITY
+        self,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        n_threads: int | None = None,
+        velocity: float = DEFAULT_VELOCITY,
     ):
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -251,6 +256,7 @@ class Renderer:
         result = self.render_batch([preset], midi_note, note_duration_s, duration_s, stereo, fresh=fresh)[0]
         if not result.ok:
             raise RenderError(f"could not render preset {preset.name!r}: {result.error}")
+        assert result.audio is not None  # ok (no error) always comes with audio
         return result.audio
 
     def render_batch(
@@ -281,7 +287,10 @@ class Renderer:
         if not 0 <= flush_s <= 5:
             raise ValueError(f"flush_s must be in [0, 5] seconds, got {flush_s}")
         presets = list(presets)
-        notes = [int(midi_notes)] * len(presets) if np.isscalar(midi_notes) else [int(n) for n in midi_notes]
+        if np.isscalar(midi_notes):  # also numpy integer scalars, which are not `int`
+            notes = [int(cast(int, midi_notes))] * len(presets)
+        else:
+            notes = [int(n) for n in cast(Iterable[int], midi_notes)]
         if len(notes) != len(presets):
             raise ValueError(f"{len(presets)} presets but {len(notes)} MIDI notes")
         futures = [

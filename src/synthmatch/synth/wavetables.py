@@ -1,11 +1,11 @@
 """Wavetables in Vital's JSON form, built in code.
 
-Vital's init wavetable is one saw frame, so `osc_N_wave_frame` does nothing with it (VITA.md 5.4).
+Vital's init wavetable is one saw frame, so `osc_N_wave_frame` does nothing with it (docs/VITA.md, "Wavetables").
 Generated and predicted presets use "Basic Shapes" instead: keyframes sine, triangle, saw and square
 spread over the 257 frame positions, which Vital crossfades. `wave_frame` then becomes one continuous
 timbre control (sine at 0, triangle at 85, saw at 170, square at 256) the model and CMA-ES can move.
 
-Keyframes always hold exactly 2048 float32 samples: shorter ones load but read out of bounds (VITA.md 4.5).
+Keyframes always hold exactly 2048 float32 samples: shorter ones load but read out of bounds (docs/VITA.md, "What crashes or hangs vita").
 """
 
 from __future__ import annotations

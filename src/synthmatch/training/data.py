@@ -107,8 +107,8 @@ def precompute_mels(
                 audio = audio_from_storage(audio_ds[a:b])
                 if audio.ndim == 3:
                     audio = audio.mean(axis=1)  # stereo datasets: the model hears mono
-                feats = model_features(torch.from_numpy(audio), s, device=device)
-                feats = feats.float().cpu().numpy()
+                feats_t = model_features(torch.from_numpy(audio), s, device=device)
+                feats = feats_t.float().cpu().numpy()
                 mels[a:b] = feats.astype(np.float16)
                 total += float(feats.sum(dtype=np.float64))
                 total_sq += float(np.square(feats, dtype=np.float64).sum())
@@ -208,7 +208,7 @@ class MelReader:
             self._pid = os.getpid()
         return self._h5
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """(B, n_mels, T) float16 features, in the given order."""
         ds = self._file()["mels"]
         out = np.empty((len(indices), *self.shape), np.float16)

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class RunLogger:
                 project=wandb_project,
                 config=config,
                 dir=str(self.run_dir),
-                mode=mode,
+                mode=cast(Any, mode),  # WANDB_MODE may hold any string: wandb.init validates it
                 resume="allow" if resume else None,
                 name=self.run_dir.name,
             )

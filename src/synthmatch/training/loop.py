@@ -5,7 +5,8 @@ exact resume (model, optimizer, scheduler, epoch and batch position, RNG), DDP w
 every rank, and checkpoints (best and latest) as safetensors plus JSON metadata.
 
 Under gradient accumulation the logged training loss is the plain per-batch loss, not the loss divided
-by the accumulation steps used for backward (seed document, bug 1).
+by the accumulation steps used for backward (the seed report's bug 1, a false alarm: README, "The seed
+report's six fixes").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -324,7 +326,7 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> dict:
         param_weights = torch.as_tensor(labels.param_weights, device=device)
 
     meta = checkpoint_meta(labels, mel, stats, model_cfg, cfg)
-    state = {
+    state: dict[str, Any] = {
         "epoch": 0,
         "batch_in_epoch": 0,
         "global_step": 0,
@@ -356,7 +358,7 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> dict:
     else:
         torch.manual_seed(cfg.seed + 1000 * dist_info.rank)  # dropout differs per rank, init does not
 
-    ddp_model = model
+    ddp_model: torch.nn.Module = model
     if dist_info.enabled:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
@@ -439,7 +441,11 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> dict:
         for k, batch in enumerate(loader, start=start_batch):
             batch = _to(batch, device)
             boundary = (k + 1) % accum == 0 or k + 1 == len(batches)
-            sync_ctx = ddp_model.no_sync() if dist_info.enabled and not boundary else _null()
+            sync_ctx = (
+                cast(torch.nn.parallel.DistributedDataParallel, ddp_model).no_sync()  # wrapped when enabled
+                if dist_info.enabled and not boundary
+                else _null()
+            )
             with sync_ctx:
                 out = ddp_model(batch["mel"], batch["midi_note"])
                 loss, parts = compute_loss(out, batch, layout, weights, param_weights)
@@ -685,7 +691,7 @@ def spectral_metrics(model, labels, val_idx, reader, mel, stats, cfg, device, di
             for i, res in zip(subset, results):
                 target = ds.audio(int(i))
                 target = target.mean(0) if target.ndim == 2 else target
-                if res.ok:
+                if res.ok and res.audio is not None:  # (ok implies audio)
                     sums.add("spectral", multiscale_log_mel_l1(res.audio, target, s.sample_rate), 1)
     if dist_info.enabled:
         sums.all_reduce(["spectral"])
@@ -710,7 +716,7 @@ def log_audio(model, labels, val_idx, reader, mel, stats, cfg, device, out_dir: 
             target = ds.audio(int(i))
             t_path = write_wav(folder / f"example_{i}_target.wav", target, s.sample_rate)
             pairs.append((f"example_{i}_target", t_path))
-            if res.ok:
+            if res.ok and res.audio is not None:  # (ok implies audio)
                 p_path = write_wav(folder / f"example_{i}_prediction.wav", res.audio, s.sample_rate)
                 pairs.append((f"example_{i}_prediction", p_path))
     return pairs

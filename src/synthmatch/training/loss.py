@@ -47,7 +47,7 @@ class ParamLayout:
     cont_group: tuple[str, ...]  # module of each continuous parameter
     n_mod_sources: int = 0
     n_mod_destinations: int = 0
-    cat_offsets: np.ndarray = field(default=None)  # (Nk + 1,)
+    cat_offsets: np.ndarray | None = field(default=None)  # (Nk + 1,); from_names always sets it
 
     @classmethod
     def from_names(
@@ -211,6 +211,7 @@ def compute_loss(
     logits = out["categorical_logits"]
     ce_terms, correct = [], []
     for k in range(len(layout.categorical_sizes)):
+        assert layout.cat_offsets is not None, "build the ParamLayout with from_names (sets cat_offsets)"
         lo, hi = int(layout.cat_offsets[k]), int(layout.cat_offsets[k + 1])
         lg = logits[:, lo:hi]
         ce_terms.append(

@@ -52,8 +52,9 @@ def compute_param_weights(
             base_renders = r.render_batch([preset, preset], note, s.note_duration_s, s.duration_s)
             if not all(x.ok for x in base_renders):
                 continue
-            ref = base_renders[0].audio
-            floor_sum += multiscale_log_mel_l1(base_renders[1].audio, ref, s.sample_rate)
+            ref, again = base_renders[0].audio, base_renders[1].audio
+            assert ref is not None and again is not None  # renders without error have audio
+            floor_sum += multiscale_log_mel_l1(again, ref, s.sample_rate)
             variants = []
             for j in range(nc):
                 u = vec.continuous.astype(np.float64).copy()
@@ -65,7 +66,7 @@ def compute_param_weights(
                     )
                 )
             for j, res in enumerate(r.render_batch(variants, note, s.note_duration_s, s.duration_s)):
-                if res.ok:
+                if res.ok and res.audio is not None:  # (ok implies audio)
                     dist_sum[j] += multiscale_log_mel_l1(res.audio, ref, s.sample_rate)
     n = len(bases)
     floor = floor_sum / n

@@ -30,6 +30,7 @@ from typing import Any
 
 from synthmatch.audio.io import AudioError
 from synthmatch.errors import ConfigError, SynthmatchError
+from synthmatch.synth.params import TIERS
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class DemoConfig:
             )
         if not self.refine_timeout_s > 0:
             raise ConfigError(f"--refine-timeout must be > 0 seconds, got {self.refine_timeout_s}")
-        if self.tier is not None and self.tier not in (1, 2, 3):
+        if self.tier is not None and self.tier not in TIERS:
             raise ConfigError(f"--tier must be 1, 2 or 3, got {self.tier}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
