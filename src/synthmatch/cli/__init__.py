@@ -1,0 +1,141 @@
+"""The `synthmatch` command line: parse flags, call one function, print. No logic lives here.
+
+One module per stage group, in the pipeline's order (synth, datagen, training, inference, evaluation).
+Each subcommand is a pair: `add_<name>(parser)` declares its flags (names kept from the seed
+document: --tier, -n, --workers, --refine-evals, ...), `run_<name>(args)` builds the stage's config and
+calls the documented function. Heavy modules are imported inside `run_*` so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from synthmatch import __version__
+from synthmatch.cli import datagen, evaluation, inference, synth, training
+from synthmatch.errors import SynthmatchError
+
+# in the pipeline's order, as `synthmatch --help` lists them
+_COMMANDS: list[tuple[str, Callable, Callable, str]] = [
+    (
+        "params",
+        synth.add_params,
+        synth.run_params,
+        "list Vital's parameter space (name, kind, module, range, tier)",
+    ),
+    ("render", synth.add_render, synth.run_render, "render a .vital preset (or 'init') to a WAV file"),
+    (
+        "generate",
+        datagen.add_generate,
+        datagen.run_generate,
+        "render a training dataset (parallel, resumable, shardable)",
+    ),
+    ("merge", datagen.add_merge, datagen.run_merge, "join datasets (e.g. generate shards) into one file"),
+    (
+        "inspect",
+        datagen.add_inspect,
+        datagen.run_inspect,
+        "summarise a dataset, or show one example's parameters",
+    ),
+    (
+        "ingest",
+        datagen.add_ingest,
+        datagen.run_ingest,
+        "add community .vital presets to a dataset (rendered, same schema)",
+    ),
+    (
+        "preview",
+        datagen.add_preview,
+        datagen.run_preview,
+        "browse a dataset: examples, parameters, waveform, playback",
+    ),
+    (
+        "precompute-mels",
+        training.add_precompute_mels,
+        training.run_precompute_mels,
+        "write a dataset's log-mel features",
+    ),
+    (
+        "compute-weights",
+        training.add_compute_weights,
+        training.run_compute_weights,
+        "measure each parameter's perceptual importance and store it in the dataset",
+    ),
+    (
+        "train",
+        training.add_train,
+        training.run_train,
+        "train a model (CPU, GPU, or multi-GPU under torchrun)",
+    ),
+    ("report", training.add_report, training.run_report, "draw a training run's curves to PNG"),
+    (
+        "infer",
+        inference.add_infer,
+        inference.run_infer,
+        "match a sound (or a folder of sounds) with a Vital preset",
+    ),
+    (
+        "demo",
+        inference.add_demo,
+        inference.run_demo,
+        "serve the web demo: upload or record a note, get a Vital preset",
+    ),
+    (
+        "eval",
+        evaluation.add_eval,
+        evaluation.run_eval,
+        "benchmark matching methods on held-out targets (tables, JSON, plots)",
+    ),
+    (
+        "devset",
+        evaluation.add_devset,
+        evaluation.run_devset,
+        "write a target set: real-instrument one-shots, synth patches, presets",
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synthmatch",
+        description="Turn a one-shot sound into a Vital preset: generate data, train, match, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"synthmatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, add, run, help_text in _COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=(run.__doc__ or help_text))
+        add(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose and not quiet:
+        # INFO for our own messages (truncation notes, dropped modulations...), WARNING for libraries.
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("synthmatch").setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        return int(args._run(args) or 0)
+    except SynthmatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

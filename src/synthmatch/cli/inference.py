@@ -1,0 +1,212 @@
+"""Matching commands: `infer` and the web `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE
+from synthmatch.synth.params import TIERS
+
+log = logging.getLogger("synthmatch")
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    """Match a one-shot sound (or every audio file in a folder) with a Vital preset.
+
+    Reads the target (any format, rate and channel count), estimates its pitch and note length, starts
+    from a model's prediction (-c CKPT, or the bundled default model) or a preset (--start init |
+    PRESET.vital), optionally refines with CMA-ES against the real synth (--refine), and writes the .vital
+    preset, plus the match's WAV and a spectrogram PNG (--render) and a Markdown tutorial (--tutorial).
+    Exit status: 0 when every input matched, 1 when some inputs of a folder failed, 2 on an error.
+    """
+    from synthmatch.inference.pipeline import InferConfig, run_infer
+
+    cfg = InferConfig(
+        inputs=tuple(args.input),
+        output=args.output,
+        checkpoint=args.checkpoint,
+        start=args.start,
+        tier=args.tier,
+        midi_note=args.midi_note,
+        note_duration_s=args.note_duration,
+        max_seconds=args.max_seconds,
+        refine=args.refine,
+        refine_evals=args.refine_evals,
+        refine_timeout_s=args.refine_timeout,
+        refine_sigma=args.refine_sigma,
+        render=args.render,
+        tutorial=args.tutorial,
+        sample_rate=args.sample_rate,
+        workers=args.workers,
+        seed=args.seed,
+        progress=sys.stderr.isatty(),
+    )
+    results = run_infer(cfg)
+    if args.json:
+        json.dump([r.summary() for r in results], sys.stdout, indent=1)
+        print()
+    else:
+        for r in results:
+            if r.error:
+                print(f"{r.input}: error: {r.error}")
+                continue
+            info = r.info
+            loss = ""
+            if "match_distance" in info:
+                loss += f", distance {info['match_distance']:.3f}"
+            ref = info.get("refine") or {}
+            if ref and not ref.get("skipped"):
+                loss += f" (refined: {ref['n_evals']} evals)"
+            if info.get("fallback"):
+                loss += " [fell back to Vital's init preset: the start was silent]"
+            paths = list(r.outputs.values())
+            outputs = f"{paths[0].with_suffix('')}.{{{','.join(p.suffix[1:] for p in paths)}}}"
+            print(
+                f"{r.input}: MIDI {info.get('midi_note')}{loss} -> {outputs if len(paths) > 1 else paths[0]}"
+            )
+        if len(results) > 1:
+            print(f"matched {sum(not r.error for r in results)} of {len(results)} files into {args.output}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def add_infer(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-i", "--input", type=Path, nargs="+", required=True, help="audio file(s) or a folder of audio files"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("out"),
+        help="a .vital file (single input; the WAV, PNG and .md go beside it) or a folder (default: out/)",
+    )
+    p.add_argument(
+        "-c",
+        "--checkpoint",
+        type=Path,
+        help="model checkpoint to predict the starting preset (default: the bundled model, if any)",
+    )
+    p.add_argument(
+        "--start", help="start from 'init' (Vital's init preset) or a .vital preset instead of a model"
+    )
+    p.add_argument(
+        "--tier",
+        type=int,
+        choices=TIERS,
+        help="parameter space refined without a model (default 2; a model brings its own)",
+    )
+    p.add_argument("--midi-note", type=int, help="MIDI note of the target (default: estimated)")
+    p.add_argument("--note-duration", type=float, help="seconds the key is held (default: estimated)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=4.0,
+        help="match at most this much of each target, whole (default 4; longer files are cut, with a note)",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--refine",
+        dest="refine",
+        action="store_true",
+        help="refine the start with CMA-ES against the real synth",
+    )
+    g.add_argument("--no-refine", dest="refine", action="store_false", help="no refinement (default)")
+    p.set_defaults(refine=False)
+    p.add_argument("--refine-evals", type=int, default=500, help="refinement budget in renders (default 500)")
+    p.add_argument(
+        "--refine-timeout", type=float, default=60.0, help="refinement time limit in seconds (default 60)"
+    )
+    p.add_argument(
+        "--refine-sigma",
+        type=float,
+        default=0.1,
+        help="CMA-ES initial step in normalized [0, 1] units (default 0.1)",
+    )
+    p.add_argument("--render", action="store_true", help="also write the match as WAV and a spectrogram PNG")
+    p.add_argument(
+        "--tutorial", action="store_true", help="also write a Markdown guide to rebuild it in Vital"
+    )
+    p.add_argument(
+        "--sample-rate",
+        type=int,
+        help=f"render rate in Hz (default: the model's, else {DEFAULT_SAMPLE_RATE})",
+    )
+    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+    p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Serve the web demo: upload or record a note, get a Vital preset that sounds like it.
+
+    The page matches with the same pipeline as `infer` (model from -c, else the bundled model, else
+    Vital's init preset; optional CMA-ES refinement with an evaluation budget) and shows the match's
+    audio, the target and match spectrograms, the .vital download, the tutorial, the parameters with the
+    model's confidences and the refinement statistics. Listens on 127.0.0.1 unless --host or --share;
+    uploads are bounded by --max-upload-mb and --max-seconds. Ctrl-C stops it and removes its temporary
+    files. Needs the web extra: pip install 'synthmatch[web]'.
+    """
+    from synthmatch.web.demo import DemoConfig
+
+    cfg = DemoConfig(
+        checkpoint=args.checkpoint,
+        tier=args.tier,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        max_upload_mb=args.max_upload_mb,
+        max_seconds=args.max_seconds,
+        refine_evals=args.refine_evals,
+        max_refine_evals=args.max_refine_evals,
+        refine_timeout_s=args.refine_timeout,
+        workers=args.workers,
+    )
+    from synthmatch.web.app import launch  # raises WebUnavailable with the install command
+
+    def ready(running) -> None:
+        print(
+            f"synthmatch demo on {running.url} (starting from {running.demo.start_description}); Ctrl-C stops"
+        )
+        if running.share_url:
+            print(f"public link: {running.share_url}")
+
+    launch(cfg, block=True, on_ready=ready)
+    return 0
+
+
+def add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c",
+        "--checkpoint",
+        type=Path,
+        help="model checkpoint to predict the starting preset (default: the bundled model, if any)",
+    )
+    p.add_argument(
+        "--tier", type=int, choices=TIERS, help="parameter space refined without a model (default 2)"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
+    p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
+    p.add_argument(
+        "--max-seconds", type=float, default=30.0, help="longest accepted upload in seconds (default 30)"
+    )
+    p.add_argument(
+        "--refine-evals", type=int, default=200, help="the evaluation budget slider's default (default 200)"
+    )
+    p.add_argument(
+        "--max-refine-evals",
+        type=int,
+        default=1000,
+        help="the evaluation budget slider's maximum (default 1000)",
+    )
+    p.add_argument(
+        "--refine-timeout", type=float, default=60.0, help="refinement time limit in seconds (default 60)"
+    )
+    p.add_argument("--workers", type=int, help="render threads (default: every core)")
