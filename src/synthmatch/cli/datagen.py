@@ -65,14 +65,16 @@ def run_generate(args: argparse.Namespace) -> int:
 def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
     p.add_argument("-n", type=int, required=True, help="generator indices of the whole dataset (all shards)")
-    p.add_argument("--tier", type=int, choices=TIERS, default=3, help="parameter tier (default 3)")
+    p.add_argument("--tier", type=int, choices=TIERS, default=3, help="parameter tier (default %(default)s)")
     p.add_argument("--workers", type=int, help="worker processes (default: every core)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help=f"Hz (default {DEFAULT_SAMPLE_RATE})"
     )
-    p.add_argument("--duration", type=float, default=2.0, help="seconds rendered (default 2.0)")
-    p.add_argument("--note-duration", type=float, default=1.5, help="seconds the key is held (default 1.5)")
+    p.add_argument("--duration", type=float, default=2.0, help="seconds rendered (default %(default)s)")
+    p.add_argument(
+        "--note-duration", type=float, default=1.5, help="seconds the key is held (default %(default)s)"
+    )
     p.add_argument("--midi-notes", type=_midi_notes, default=(48, 60, 72), help="default 48,60,72")
     p.add_argument(
         "--community-dir",
@@ -81,7 +83,9 @@ def add_generate(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="breed a share of the examples from the .vital presets here (repeatable)",
     )
-    p.add_argument("--community-share", type=float, default=0.3, help="share of bred examples (default 0.3)")
+    p.add_argument(
+        "--community-share", type=float, default=0.3, help="share of bred examples (default %(default)s)"
+    )
     p.add_argument(
         "--include-test-presets",
         action="store_true",
@@ -101,7 +105,9 @@ def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per example before its worker is replaced"
     )
-    p.add_argument("--part-size", type=int, default=256, help="examples per resumable part (default 256)")
+    p.add_argument(
+        "--part-size", type=int, default=256, help="examples per resumable part (default %(default)s)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an OUTPUT made by a different command")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -254,9 +260,13 @@ def run_preview(args: argparse.Namespace) -> int:
 
 def add_preview(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "path", type=Path, nargs="?", default=Path("."), help="a dataset .h5 file or a folder (default .)"
+        "path",
+        type=Path,
+        nargs="?",
+        default=Path("."),
+        help="a dataset .h5 file or a folder (default %(default)s)",
     )
     p.add_argument(
-        "--export-dir", type=Path, default=Path("."), help="where `w` writes WAV files (default .)"
+        "--export-dir", type=Path, default=Path("."), help="where `w` writes WAV files (default %(default)s)"
     )
     p.add_argument("--page-size", type=int, default=200, help="table rows read at a time")

@@ -78,7 +78,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         "--max-seconds",
         type=float,
         default=4.0,
-        help="length of the targets, matched and scored whole (default 4; longer audio is cut)",
+        help="length of the targets, matched and scored whole (default %(default)s; longer audio is cut)",
     )
     p.add_argument(
         "--tier",
@@ -104,14 +104,16 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         default=Path("out/eval"),
-        help="folder for eval.md, eval.json, PNGs (default out/eval)",
+        help="folder for eval.md, eval.json, PNGs (default %(default)s)",
     )
     p.add_argument(
         "--quick",
         action="store_true",
         help="CI-sized smoke run: 3 in-domain + 2 community targets of at most 1 s, budget 24",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random baselines and CMA-ES (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the random baselines and CMA-ES (default %(default)s)"
+    )
     p.add_argument("--workers", type=int, help="render threads (default: every core)")
 
 
@@ -154,8 +156,10 @@ def add_devset(p: argparse.ArgumentParser) -> None:
         default="soundfont",
         help="soundfont: real instruments + synth patches (default); synth; in_domain: held-out presets",
     )
-    p.add_argument("-n", type=int, default=30, help="in_domain targets (default 30)")
+    p.add_argument("-n", type=int, default=30, help="in_domain targets (default %(default)s)")
     p.add_argument("--both", action="store_true", help="soundfont: every instrument from both soundfonts")
-    p.add_argument("--tier", type=int, choices=TIERS, default=2, help="in_domain presets' tier (default 2)")
+    p.add_argument(
+        "--tier", type=int, choices=TIERS, default=2, help="in_domain presets' tier (default %(default)s)"
+    )
     p.add_argument("--limit", type=int, help="at most this many files (a quick check)")
     p.add_argument("--overwrite", action="store_true", help="make every file anew")

@@ -82,7 +82,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         default=Path("out"),
-        help="a .vital file (single input; the WAV, PNG and .md go beside it) or a folder (default: out/)",
+        help="a .vital file (single input; the WAV, PNG and .md go beside it) or a folder (default: %(default)s)",
     )
     p.add_argument(
         "-c",
@@ -105,7 +105,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
         "--max-seconds",
         type=float,
         default=4.0,
-        help="match at most this much of each target, whole (default 4; longer files are cut, with a note)",
+        help="match at most this much of each target, whole (default %(default)s; longer files are cut, with a note)",
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -116,7 +116,9 @@ def add_infer(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--no-refine", dest="refine", action="store_false", help="no refinement (default)")
     p.set_defaults(refine=False)
-    p.add_argument("--refine-evals", type=int, default=500, help="refinement budget in renders (default 500)")
+    p.add_argument(
+        "--refine-evals", type=int, default=500, help="refinement budget in renders (default %(default)s)"
+    )
     p.add_argument(
         "--refine-timeout", type=float, default=60.0, help="refinement time limit in seconds (default 60)"
     )
@@ -124,7 +126,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
         "--refine-sigma",
         type=float,
         default=0.1,
-        help="CMA-ES initial step in normalized [0, 1] units (default 0.1)",
+        help="CMA-ES initial step in normalized [0, 1] units (default %(default)s)",
     )
     p.add_argument("--render", action="store_true", help="also write the match as WAV and a spectrogram PNG")
     p.add_argument(
@@ -191,20 +193,28 @@ def add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
+    p.add_argument("--port", type=int, default=7860, help="TCP port (default %(default)s)")
     p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     p.add_argument(
-        "--max-seconds", type=float, default=30.0, help="longest accepted upload in seconds (default 30)"
+        "--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default %(default)s)"
     )
     p.add_argument(
-        "--refine-evals", type=int, default=200, help="the evaluation budget slider's default (default 200)"
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="longest accepted upload in seconds (default %(default)s)",
+    )
+    p.add_argument(
+        "--refine-evals",
+        type=int,
+        default=200,
+        help="the evaluation budget slider's default (default %(default)s)",
     )
     p.add_argument(
         "--max-refine-evals",
         type=int,
         default=1000,
-        help="the evaluation budget slider's maximum (default 1000)",
+        help="the evaluation budget slider's maximum (default %(default)s)",
     )
     p.add_argument(
         "--refine-timeout", type=float, default=60.0, help="refinement time limit in seconds (default 60)"

@@ -98,7 +98,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
         "--output-dir",
         type=Path,
         default=Path("checkpoints"),
-        help="run folder: checkpoints, metrics.jsonl, config.json (default: checkpoints/)",
+        help="run folder: checkpoints, metrics.jsonl, config.json (default: %(default)s)",
     )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64, help="per process")

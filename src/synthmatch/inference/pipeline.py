@@ -34,6 +34,7 @@ from synthmatch.audio.pitch import (
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.inference.export import MatchFiles, output_paths, write_match
+from synthmatch.inference.refine import RefineConfig
 from synthmatch.inference.target import MIN_SAMPLES, Target, load_target
 from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset
@@ -87,9 +88,9 @@ class InferConfig:
     note_duration_s: float | None = None
     max_seconds: float = MAX_TARGET_S
     refine: bool = False
-    refine_evals: int = 500
-    refine_timeout_s: float = 60.0
-    refine_sigma: float = 0.1
+    refine_evals: int = RefineConfig.max_evals  # one default, the refinement's own
+    refine_timeout_s: float = RefineConfig.timeout_s
+    refine_sigma: float = RefineConfig.sigma
     render: bool = False
     tutorial: bool = False
     sample_rate: int | None = None
@@ -118,8 +119,6 @@ class InferConfig:
             self.refine_config()  # validates the refinement flags
 
     def refine_config(self):
-        from synthmatch.inference.refine import RefineConfig
-
         return RefineConfig(
             max_evals=self.refine_evals,
             timeout_s=self.refine_timeout_s,
