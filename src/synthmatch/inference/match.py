@@ -131,8 +131,7 @@ def _start(
         info["refine"] = result.info
         if result.info.get("skipped"):
             return result.preset, info, True
-        audible = result.info.get("stop_reason") not in ("nothing to search", "start is silent")
-        return result.preset, info, audible
+        return result.preset, info, result.start_was_audible
     first = scorer.evaluate([fixed_phase(start)], keep_audio=True)[0]
     preset, scored, info["pitch_alignment"] = align_pitch(scorer, fixed_phase(start), first, target.pitch)
     preset, scored, info["tuning"] = tune(scorer, preset, scored, target.pitch)

@@ -42,6 +42,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 import numpy as np
 
@@ -74,6 +75,7 @@ __all__ = [
     "RefineConfig",
     "RefineResult",
     "SearchSpace",
+    "StopReason",
     "search_space",
     "refine",
     "FAILED_LOSS",
@@ -151,12 +153,32 @@ class RefineConfig:
         return template_connections(DEFAULT_TEMPLATE if self.template is None else self.template)
 
 
+class StopReason(str, Enum):
+    """Why a refinement stopped (a str: it is written as its value in `info` and in --json)."""
+
+    BUDGET = "budget"
+    TIMEOUT = "timeout"
+    CONVERGED = "converged"
+    NOTHING_TO_SEARCH = "nothing to search"  # no audible control in the start
+    SILENT_START = "start is silent"
+
+
 @dataclass
 class RefineResult:
     """The refined preset (never worse than the aligned start) and what happened."""
 
     preset: Preset
     info: dict = field(default_factory=dict)
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        reason = self.info.get("stop_reason")
+        return StopReason(reason) if reason is not None else None
+
+    @property
+    def start_was_audible(self) -> bool:
+        """False when the start had nothing to refine: silent, or no control that can be heard."""
+        return self.stop_reason not in (StopReason.NOTHING_TO_SEARCH, StopReason.SILENT_START)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -524,11 +546,11 @@ class _Search:
         best_x, best_loss = space.encode(templated), min(aligned_loss, start_loss)
         # the best-so-far curve starts at the in-tune start (alignment may trade loss for tune)
         self._mark(best_loss)
-        stop_reason, generations = "budget", 0
+        stop_reason, generations = StopReason.BUDGET, 0
         if space.size == 0:
-            stop_reason = "nothing to search"
+            stop_reason = StopReason.NOTHING_TO_SEARCH
         elif not scored.ok:
-            stop_reason = "start is silent"
+            stop_reason = StopReason.SILENT_START
         else:
             n_threads = scorer.renderer.n_threads
             popsize = cfg.popsize or (4 + int(3 * math.log(max(space.size, 2))))
@@ -562,13 +584,13 @@ class _Search:
             while True:
                 left = budget - self.n_evals
                 if left <= 0:
-                    stop_reason = "budget"
+                    stop_reason = StopReason.BUDGET
                     break
                 if self.elapsed() + gen_s > cfg.timeout_s:
-                    stop_reason = "timeout"
+                    stop_reason = StopReason.TIMEOUT
                     break
                 if es.stop():
-                    stop_reason = "converged"
+                    stop_reason = StopReason.CONVERGED
                     break
                 g0 = time.perf_counter()
                 xs = es.ask()
@@ -614,7 +636,7 @@ class _Search:
             evals_per_s=round(self.n_evals / elapsed, 3) if elapsed > 0 else None,
             improved=bool(improved),
             generations=generations,
-            stop_reason=stop_reason,
+            stop_reason=stop_reason.value,
             history=[round(h, 5) for h in self.history],
             history_evals=list(self.history_evals),
         )
