@@ -25,6 +25,7 @@ from synthmatch.audio.io import resample
 from synthmatch.errors import SynthmatchError
 from synthmatch.model.checkpoint import CheckpointError, load_checkpoint
 from synthmatch.model.decode import decode_outputs
+from synthmatch.model.meta import CheckpointMeta, MetaError
 from synthmatch.model.nets import ModelConfig, SynthMatchNet
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import ParamVector, Preset, base_preset
@@ -57,31 +58,30 @@ class Predictor:
 
     def __init__(self, model: SynthMatchNet, meta: dict, device: torch.device, path: Path | None = None):
         self.model = model.eval()
-        self.meta = meta
+        self.meta = CheckpointMeta.from_dict(meta)
         self.device = device
         self.path = path
-        self.tier = int(meta["tier"])
-        self.base_preset = str(meta.get("base_preset", "init"))
-        self.sample_rate = int(meta["sample_rate"])
-        self.clip_seconds = float(meta["duration_s"])
-        self.note_duration_s = float(meta.get("note_duration_s", 0.75 * self.clip_seconds))
-        self.mel = MelSettings.from_dict(meta["mel"])
-        self.feature_mean = float(meta.get("feature_mean", 0.0))
-        self.feature_std = float(meta.get("feature_std", 1.0))
-        self.continuous_names = tuple(meta["continuous_names"])
-        self.categorical_names = tuple(meta["categorical_names"])
-        self.categorical_sizes = tuple(int(x) for x in meta["categorical_n_options"])
+        self.tier = self.meta.tier
+        self.base_preset = self.meta.base_preset
+        self.sample_rate = self.meta.sample_rate
+        self.clip_seconds = self.meta.duration_s
+        self.note_duration_s = self.meta.key_held_s
+        self.mel = MelSettings.from_dict(self.meta.mel)
+        self.feature_mean = float(self.meta.feature_mean)
+        self.feature_std = float(self.meta.feature_std)
+        self.continuous_names = self.meta.continuous_names
+        self.categorical_names = self.meta.categorical_names
+        self.categorical_sizes = self.meta.categorical_n_options
         self._check_parameter_space()
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> Predictor:
         ck = load_checkpoint(path, device="cpu")
         try:
-            cfg = ModelConfig.from_dict(ck.meta["model_config"])
-        except KeyError as exc:
-            raise CheckpointError(
-                f"{ck.path}: metadata lacks {exc}; not a synthmatch model checkpoint"
-            ) from None
+            meta = CheckpointMeta.from_dict(ck.meta)
+        except MetaError as exc:
+            raise CheckpointError(f"{ck.path}: {exc}") from None
+        cfg = ModelConfig.from_dict(meta.model_config)
         model = SynthMatchNet(cfg)
         model.load_state_dict(ck.model_state)
         dev = torch.device(device)
@@ -89,7 +89,7 @@ class Predictor:
 
     def _check_parameter_space(self) -> None:
         ts = param_space().tier(self.tier)
-        if "continuous_min" not in self.meta or "continuous_max" not in self.meta:
+        if not self.meta.has_ranges:
             log.warning(
                 "checkpoint %s has no parameter ranges: denormalising with the installed vita's ranges, "
                 "which may differ from those it was trained with",
@@ -99,15 +99,15 @@ class Predictor:
             raise CheckpointError(
                 f"{self.path}: its tier-{self.tier} parameters differ from the installed vita's; "
                 "retrain the model or install the vita version it was trained with "
-                f"({self.meta.get('vita_version', 'unknown')})"
+                f"({self.meta.vita_version})"
             )
 
     def _to_installed_units(self, unit: np.ndarray) -> np.ndarray:
         """Re-express predictions made in the checkpoint's ranges in the installed vita's ranges."""
-        if "continuous_min" not in self.meta:
+        if not self.meta.has_ranges:
             return unit
-        lo = np.asarray(self.meta["continuous_min"], np.float64)
-        hi = np.asarray(self.meta["continuous_max"], np.float64)
+        lo = np.asarray(self.meta.continuous_min, np.float64)
+        hi = np.asarray(self.meta.continuous_max, np.float64)
         ts = param_space().tier(self.tier)
         if np.array_equal(lo, ts.cont_min) and np.array_equal(hi, ts.cont_max):
             return unit

@@ -29,6 +29,7 @@ from synthmatch.datagen.store import Dataset, DatasetError
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.model.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
 from synthmatch.model.decode import decode_outputs
+from synthmatch.model.meta import CheckpointMeta
 from synthmatch.model.nets import MODEL_SIZES, ModelConfig, SynthMatchNet
 from synthmatch.training.data import (
     BatchDataset,
@@ -144,34 +145,34 @@ def _pick_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
 def checkpoint_meta(
     labels: DatasetLabels, mel: MelSettings, stats: MelStats, model_cfg: ModelConfig, cfg: TrainConfig
 ) -> dict:
-    """Everything inference needs to rebuild the model and interpret its outputs."""
+    """Everything inference needs to rebuild the model and interpret its outputs (`CheckpointMeta`)."""
     s = labels.schema
-    return {
-        "tier": s.tier,
-        "sample_rate": s.sample_rate,
-        "duration_s": s.duration_s,
-        "note_duration_s": s.note_duration_s,
-        "velocity": s.velocity,
-        "base_preset": s.base_preset,
-        "mel": mel.to_dict(),
-        "loudness_db": FEATURE_LOUDNESS_DB,
-        "feature_mean": stats.mean,
-        "feature_std": stats.std,
-        "continuous_names": list(s.continuous_names),
-        "continuous_min": list(s.continuous_min),
-        "continuous_max": list(s.continuous_max),
-        "continuous_integer": list(s.continuous_integer),
-        "categorical_names": list(s.categorical_names),
-        "categorical_n_options": list(s.categorical_n_options),
-        "categorical_min": list(s.categorical_min),
-        "mod_sources": list(s.mod_sources),
-        "mod_destinations": list(s.mod_destinations),
-        "model_config": model_cfg.to_dict(),
-        "train_config": cfg.to_dict(),
-        "dataset_fingerprint": labels.fingerprint,
-        "vita_version": s.vita_version,
-        "synthmatch_version": __version__,
-    }
+    return CheckpointMeta(
+        tier=s.tier,
+        sample_rate=s.sample_rate,
+        duration_s=s.duration_s,
+        note_duration_s=s.note_duration_s,
+        velocity=s.velocity,
+        base_preset=s.base_preset,
+        mel=mel.to_dict(),
+        loudness_db=FEATURE_LOUDNESS_DB,
+        feature_mean=stats.mean,
+        feature_std=stats.std,
+        continuous_names=tuple(s.continuous_names),
+        continuous_min=tuple(s.continuous_min),
+        continuous_max=tuple(s.continuous_max),
+        continuous_integer=tuple(s.continuous_integer),
+        categorical_names=tuple(s.categorical_names),
+        categorical_n_options=tuple(s.categorical_n_options),
+        categorical_min=tuple(s.categorical_min),
+        mod_sources=tuple(s.mod_sources),
+        mod_destinations=tuple(s.mod_destinations),
+        model_config=model_cfg.to_dict(),
+        train_config=cfg.to_dict(),
+        dataset_fingerprint=labels.fingerprint,
+        vita_version=s.vita_version,
+        synthmatch_version=__version__,
+    ).to_dict()
 
 
 def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float):
