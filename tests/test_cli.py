@@ -71,3 +71,32 @@ def test_bad_input_is_one_line_error(tmp_path):
     proc = run("infer", "-i", str(bad), "-o", str(tmp_path), check=False)
     assert proc.returncode != 0 and "bad.wav" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("*.vital"))
+
+
+def test_the_readme_pipeline_end_to_end(tmp_path):
+    """generate -> precompute-mels -> train -> infer -> eval --quick, each as a user runs it, each stage
+    reading what the one before wrote."""
+    data, run_dir = tmp_path / "t1.h5", tmp_path / "run"
+    run("generate", "--tier", "1", "-n", "16", "-o", str(data), "--workers", "1", "--duration", "1.0",
+        "--note-duration", "0.6", "--part-size", "8", "--no-progress")  # fmt: skip
+    run("precompute-mels", "-d", str(data))
+    run("train", "-d", str(data), "--output-dir", str(run_dir), "--epochs", "1", "--batch-size", "8",
+        "--model-size", "tiny", "--max-steps", "2")  # fmt: skip
+    checkpoint = run_dir / "best_model.pt"  # the seed report's name: its .safetensors is found
+    out = tmp_path / "match.vital"
+    r = run(
+        "infer",
+        "-c",
+        str(checkpoint),
+        "-i",
+        str(EXAMPLES_DIR / "vital_pluck_C4.wav"),
+        "-o",
+        str(out),
+        "--json",
+    )
+    assert out.is_file() and json.loads(r.stdout)[0]["preset"]
+    ev = run(
+        "eval", "--quick", "-c", str(checkpoint), "--methods", "init,model", "-o", str(tmp_path / "eval")
+    )
+    doc = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert "model" in doc["summary"]["in_domain"], ev.stdout
