@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synthmatch.evaluation.baselines import embed_features, refine_history
-from synthmatch.evaluation.report import bootstrap_median_ci, summarize, win_rates
+from synthmatch.evaluation.stats import bootstrap_median_ci, summarize, win_rates
 
 
 @pytest.mark.parametrize("n", [2, 5, 40])

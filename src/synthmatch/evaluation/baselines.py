@@ -276,3 +276,9 @@ def refine_history(info: dict) -> list[tuple[int, float]]:
     verify = 2 * int(info.get("verify", {}).get("renders_each", 0))
     searched = int(info.get("n_evals", 1)) - verify
     return [(min(1 + k * popsize, searched), float(h)) for k, h in enumerate(history)]
+
+
+def method_label(method: str, budget: int) -> str:
+    """A method's name in tables and plots, with the budget for search methods ("CMA-ES (B=100)")."""
+    label = METHOD_LABELS.get(method, method)
+    return f"{label} (B={budget})" if method in SEARCH_METHODS else label

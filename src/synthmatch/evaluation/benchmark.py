@@ -449,7 +449,7 @@ def run_eval(cfg: EvalConfig) -> EvalRun:
     import torch
     from tqdm import tqdm
 
-    from synthmatch.evaluation import report
+    from synthmatch.evaluation import report, stats
     from synthmatch.synth.render import Renderer
 
     t_start = time.perf_counter()
@@ -510,7 +510,7 @@ def run_eval(cfg: EvalConfig) -> EvalRun:
         records=records,
         floors=floors,
     )
-    run.summary = report.summarize(run.records, run.floors, run.methods, list(sets))
-    run.win_rates = {s: report.win_rates_for(run.records, run.methods, s) for s in sets}
+    run.summary = stats.summarize(run.records, run.floors, run.methods, list(sets))
+    run.win_rates = {s: stats.win_rates_for(run.records, run.methods, s) for s in sets}
     run.paths = report.write_outputs(run, Path(cfg.output), grid, setup.sample_rate)
     return run
