@@ -374,7 +374,7 @@ def test_community_presets_are_bred_and_test_presets_left_out(tmp_path, caplog):
 def test_a_ctrl_c_while_a_worker_starts_is_kept_not_dropped():
     """Workers start with SIGINT held back; a Ctrl-C that arrives meanwhile (right after a part is written,
     when the next worker starts) stops the run once the worker is up, instead of being lost."""
-    from synthmatch.datagen.generate import _sigint_held
+    from synthmatch.datagen.generate.workers import _sigint_held
 
     with pytest.raises(KeyboardInterrupt):
         with _sigint_held():
