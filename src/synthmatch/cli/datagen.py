@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from synthmatch.cli import flags
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.synth.params import TIERS
 
@@ -66,7 +67,7 @@ def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
     p.add_argument("-n", type=int, required=True, help="generator indices of the whole dataset (all shards)")
     p.add_argument("--tier", type=int, choices=TIERS, default=3, help="parameter tier (default %(default)s)")
-    p.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    flags.workers(p, "worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help=f"Hz (default {DEFAULT_SAMPLE_RATE})"
@@ -229,7 +230,7 @@ def add_ingest(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--duration", type=float, help="seconds rendered (default 2.0, or the file's)")
     p.add_argument("--note-duration", type=float, help="seconds the key is held (default 1.5, or the file's)")
-    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+    flags.workers(p)
     p.add_argument(
         "--silence-db",
         type=float,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from synthmatch.cli import flags
 from synthmatch.synth.params import TIERS
 
 log = logging.getLogger("synthmatch")
@@ -59,12 +60,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def add_eval(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--checkpoint",
-        type=Path,
-        help="model for the model and model_cmaes methods (default: the bundled model; skipped without one)",
-    )
+    flags.checkpoint(p, "model for the model and model_cmaes methods, skipped without one")
     p.add_argument(
         "--test-sets",
         help="comma-separated: in_domain,community,audio (default: in_domain,community, plus audio with --audio-dir)",
@@ -114,7 +110,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the random baselines and CMA-ES (default %(default)s)"
     )
-    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+    flags.workers(p)
 
 
 # (name, declare flags, run, one-line help)

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from synthmatch.cli import flags
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.synth.params import TIERS
 
@@ -84,12 +85,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
         default=Path("out"),
         help="a .vital file (single input; the WAV, PNG and .md go beside it) or a folder (default: %(default)s)",
     )
-    p.add_argument(
-        "-c",
-        "--checkpoint",
-        type=Path,
-        help="model checkpoint to predict the starting preset (default: the bundled model, if any)",
-    )
+    flags.checkpoint(p, "model checkpoint to predict the starting preset")
     p.add_argument(
         "--start", help="start from 'init' (Vital's init preset) or a .vital preset instead of a model"
     )
@@ -119,9 +115,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--refine-evals", type=int, default=500, help="refinement budget in renders (default %(default)s)"
     )
-    p.add_argument(
-        "--refine-timeout", type=float, default=60.0, help="refinement time limit in seconds (default 60)"
-    )
+    flags.refine_timeout(p)
     p.add_argument(
         "--refine-sigma",
         type=float,
@@ -137,7 +131,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
         type=int,
         help=f"render rate in Hz (default: the model's, else {DEFAULT_SAMPLE_RATE})",
     )
-    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+    flags.workers(p)
     p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
@@ -181,12 +175,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--checkpoint",
-        type=Path,
-        help="model checkpoint to predict the starting preset (default: the bundled model, if any)",
-    )
+    flags.checkpoint(p, "model checkpoint to predict the starting preset")
     p.add_argument(
         "--tier", type=int, choices=TIERS, help="parameter space refined without a model (default 2)"
     )
@@ -216,7 +205,5 @@ def add_demo(p: argparse.ArgumentParser) -> None:
         default=1000,
         help="the evaluation budget slider's maximum (default %(default)s)",
     )
-    p.add_argument(
-        "--refine-timeout", type=float, default=60.0, help="refinement time limit in seconds (default 60)"
-    )
-    p.add_argument("--workers", type=int, help="render threads (default: every core)")
+    flags.refine_timeout(p)
+    flags.workers(p)
