@@ -1,8 +1,8 @@
 """Rendering presets to audio with vita: a thread pool with one long-lived Synth per thread.
 
 vita releases the GIL while it renders, so threads that each own a Synth render in parallel
-(1.86-1.89x on 2 cores, docs/VITA_NOTES.md). Building a Synth costs 63 ms and holds the GIL, so each
-thread builds one once and reuses it.
+(docs/VITA.md, "How `render()` works"; speed-ups measured in docs/BENCHMARKS.md, "Rendering"). Building
+a Synth holds the GIL and is slow next to a render, so each thread builds one once and reuses it.
 
 Applying a preset to a Synth has two paths:
 - a full `load_json` (10-100 ms) when the Synth holds different structured data (wavetables, LFO shapes,
@@ -11,7 +11,7 @@ Applying a preset to a Synth has two paths:
   controls needs.
 
 A clean Synth for every render. A reused vita Synth carries the previous render into the next one
-(docs/VITA_NOTES.md, "State between renders"): `render()` resets only the effect chain, so the previous
+(docs/VITA.md, "State carried from one render to the next"): `render()` resets only the effect chain, so the previous
 note's voice is still sounding (it is released when the next render starts, with the new preset's release
 time: a pad's tail leaks a second into the next note), and Vital glides its smoothed controls from the
 previous preset's values for about 0.25 s. Every render here is therefore preceded by a *flush*: the amp
