@@ -160,7 +160,7 @@ def part_speed(targets: list[dict], evals: int) -> None:
                         renderer=r,
                         config=RefineConfig(max_evals=evals, timeout_s=600),
                     )
-                    eval_rates.append(res.info["n_evals"] / res.info["elapsed_s"])
+                    eval_rates.append(res.n_evals / res.elapsed_s)
                 busy.append(load["machine_busy_cores"])
         bare, raw, ev = (
             float(np.sum(len(targets) / np.sum(1 / np.array(x)))) for x in (bare_rates, raw_rates, eval_rates)
@@ -199,16 +199,15 @@ def part_wall(targets: list[dict]) -> None:
                     renderer=r,
                     config=RefineConfig(max_evals=500, timeout_s=600),
                 )
-            i = res.info
             rows.append(
                 [
                     t["index"],
-                    i["n_params"],
-                    i["n_evals"],
-                    i["elapsed_s"],
-                    i["evals_per_s"],
-                    i["initial_loss"],
-                    i["final_loss"],
+                    res.n_params,
+                    res.n_evals,
+                    round(res.elapsed_s, 3),
+                    res.evals_per_s,
+                    res.initial_loss,
+                    res.final_loss,
                     load["machine_busy_cores"],
                 ]
             )
@@ -256,8 +255,8 @@ def part_quality(targets: list[dict], evals: int, starts: set[str]) -> None:
                     )
                 before.append(user_loss(r, start, t))
                 after.append(user_loss(r, res.preset, t))
-                secs.append(res.info["elapsed_s"])
-                improved += bool(res.info["improved"])
+                secs.append(res.elapsed_s)
+                improved += res.improved
                 busy.append(load["machine_busy_cores"])
             b, a, f = np.array(before), np.array(after), np.array(floors)
             summary.append(
@@ -400,7 +399,7 @@ def part_method(targets: list[dict], evals: int) -> None:
                 )
                 before.append(user_loss(r, start, t, 3))
                 after.append(user_loss(r, res.preset, t, 3))
-                claimed.append(res.info["final_loss"])
+                claimed.append(res.final_loss)
             b, a, c = np.array(before), np.array(after), np.array(claimed)
             rows.append(
                 [

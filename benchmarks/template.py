@@ -93,12 +93,12 @@ def main() -> None:
                     max_evals=a.evals, timeout_s=3600, template=template_of[v], template_step=a.template_step
                 )
                 m = match_preset(start.preset, start.tier, target, renderer, refine=cfg)
-                ri = m.info.get("refine", {})
+                ri = m.refine
                 results[key] = {
                     "distance": m.distance,
                     "renders": m.renders,
-                    "kept": sorted((ri.get("template") or {}).keys()),
-                    "added": ri.get("template_added", []),
+                    "kept": sorted(ri.template) if ri is not None else [],
+                    "added": ri.details.get("template_added", []) if ri is not None else [],
                 }
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(results, indent=1))

@@ -7,6 +7,8 @@ import pytest
 
 from synthmatch.evaluation.baselines import embed_features, refine_history
 from synthmatch.evaluation.stats import bootstrap_median_ci, summarize, win_rates
+from synthmatch.inference.refine import RefineResult
+from synthmatch.synth.presets import Preset
 
 
 @pytest.mark.parametrize("n", [2, 5, 40])
@@ -68,11 +70,9 @@ def test_summary_reports_floor_ratio_and_failures():
 
 
 def test_refine_history_counts_evaluations():
-    info = {"history": [3.0, 2.0, 1.0], "popsize": 4, "n_evals": 10 + 4, "verify": {"renders_each": 2}}
-    assert refine_history(info) == [(1, 3.0), (5, 2.0), (9, 1.0)]
-    cut = {"history": [3.0, 2.0, 1.0], "popsize": 4, "n_evals": 7}  # last generation cut to the budget
-    assert refine_history(cut) == [(1, 3.0), (5, 2.0), (7, 1.0)]
-    assert refine_history({}) == []
+    result = RefineResult(Preset.init(), history=[3.0, 2.0, 1.0], history_evals=[1, 5, 9])
+    assert refine_history(result) == [(1, 3.0), (5, 2.0), (9, 1.0)]
+    assert refine_history(RefineResult(Preset.init())) == []
 
 
 def test_embedding_shapes():

@@ -28,6 +28,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from synthmatch.audio.features import MelSettings, fit_length, model_features
 from synthmatch.audio.io import resample
 from synthmatch.datagen.sample import PresetSampler
 from synthmatch.synth.presets import Preset
+
+if TYPE_CHECKING:
+    from synthmatch.inference.refine import RefineResult
 
 log = logging.getLogger(__name__)
 
@@ -260,22 +264,14 @@ def random_search(
     )
 
 
-def refine_history(info: dict) -> list[tuple[int, float]]:
-    """(evaluations, best-so-far loss) pairs from `refine`'s info.
+def refine_history(result: RefineResult) -> list[tuple[int, float]]:
+    """(evaluations, best-so-far loss) pairs of a refinement.
 
-    `refine` records the best loss after the start's evaluation and after every generation; a generation
-    spends `popsize` evaluations (the last one may be cut to the budget), and the final random-phase check
-    spends `verify.renders_each` on each of start and best after the search.
+    `refine` records the best loss after the start's evaluation and after every generation, with the
+    evaluations spent at each (a generation spends `popsize`, the last one may be cut to the budget; the
+    final random-phase check after the search is not in the curve).
     """
-    history = info.get("history") or []
-    if history and len(info.get("history_evals") or ()) == len(history):
-        return [(int(k), float(h)) for k, h in zip(info["history_evals"], history)]
-    if not history:
-        return []
-    popsize = int(info.get("popsize") or 1)
-    verify = 2 * int(info.get("verify", {}).get("renders_each", 0))
-    searched = int(info.get("n_evals", 1)) - verify
-    return [(min(1 + k * popsize, searched), float(h)) for k, h in enumerate(history)]
+    return [(int(k), float(h)) for k, h in zip(result.history_evals, result.history)]
 
 
 def method_label(method: str, budget: int) -> str:

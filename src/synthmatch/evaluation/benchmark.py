@@ -320,12 +320,14 @@ class _Evaluator:
             refine=self.refine_cfg if refine else None,
             start_source=source,
         )
-        info = {k: m.info[k] for k in ("level", "final_tuning", "fallback") if m.info.get(k) is not None}
+        record = m.as_dict()
+        info: dict[str, Any] = {k: record[k] for k in ("level", "final_tuning", "fallback") if k in record}
         history = None
-        ri = m.info.get("refine") or (m.info.get("first_attempt") or {}).get("refine")
-        if refine and ri:
+        ri = m.refine
+        if refine and ri is not None and not ri.skipped:
+            r = ri.info
             keep = ("n_params", "initial_loss", "final_loss", "improved", "stop_reason", "generations")
-            info.update({k: ri[k] for k in (*keep, "popsize", "template") if k in ri})
+            info.update({k: r[k] for k in (*keep, "popsize", "template") if k in r})
             history = refine_history(ri)
         return MethodResult(
             m.preset, renders=m.renders, seconds=time.perf_counter() - t0, history=history, info=info

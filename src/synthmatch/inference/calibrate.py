@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,9 @@ __all__ = [
     "volume_db",
     "with_volume_db",
     "is_audible",
+    "PitchAlignment",
+    "Tuning",
+    "LevelMatch",
 ]
 
 TRANSPOSES = ("osc_1_transpose", "osc_2_transpose", "osc_3_transpose", "sample_transpose")
@@ -66,6 +70,52 @@ AUDIBLE_BELOW_TARGET_DB = 40.0
 # A gain stage is kept only when the loss of the louder render rises by less than this (it is linear).
 LEVEL_LOSS_TOLERANCE = 0.02
 _VOLUME = "volume"
+
+
+@dataclass
+class PitchAlignment:
+    """What `align_pitch` did: the pitches it heard, the shifts it tried, the shift it kept."""
+
+    target_midi: float | None = None
+    start_midi: float | None = None
+    shift: int = 0
+    tried: list[dict[str, Any]] = field(default_factory=list)  # {"shift", "loss", "midi"} per shift
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Tuning:
+    """What `tune` did: cents off before and after, and the Voice Tune it left."""
+
+    cents_before: float | None = None
+    renders: int = 0
+    cents_after: float | None = None
+    voice_tune_cents: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LevelMatch:
+    """What `match_level` (and the match's final peak check) did to the level, in dBFS RMS."""
+
+    target_db: float
+    renders: int = 0
+    limited_by: str | None = None  # why the match stays quieter than the target, if it does
+    before_db: float | None = None
+    after_db: float | None = None
+    volume_db: float | None = None
+    peak: float | None = None
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # gain stages that changed the sound
+    lowered_for_peak_db: float | None = None  # the final render would have clipped
+    final_db: float | None = None  # the final user render
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: v for k, v in d.items() if k == "limited_by" or v not in (None, [])}
 
 
 def fixed_phase(preset: Preset) -> Preset:
@@ -97,21 +147,21 @@ def cents_off(target: PitchEstimate, audio: np.ndarray | None, sample_rate: int)
 
 def align_pitch(
     scorer: Scorer, preset: Preset, scored: Scored, target: PitchEstimate
-) -> tuple[Preset, Scored, dict]:
+) -> tuple[Preset, Scored, PitchAlignment]:
     """Shift the transposes of `preset` (whose render `scored` holds audio) to the target's pitch.
 
     Returns:
         (the best of the start and its shifts by loss, its Scored, a summary).
     """
-    info: dict = {"target_midi": None, "start_midi": None, "shift": 0, "tried": []}
+    info = PitchAlignment()
     if not scored.ok or scored.audio is None or not target.pitched:
         return preset, scored, info
     sr = scorer.sample_rate
     start_pitch = estimate_pitch(scored.audio, sr)
-    info["target_midi"] = round(float(target.midi), 3)
+    info.target_midi = round(float(target.midi), 3)
     if not start_pitch.pitched:
         return preset, scored, info
-    info["start_midi"] = round(float(start_pitch.midi), 3)
+    info.start_midi = round(float(start_pitch.midi), 3)
     d = int(round(target.midi - start_pitch.midi))
     if d == 0:
         return preset, scored, info
@@ -119,7 +169,7 @@ def align_pitch(
     candidates = [transposed(preset, s) for s in shifts]
     results = scorer.evaluate(candidates, keep_audio=True)
     pitches = [estimate_pitch(r.audio, sr) if r.audio is not None else None for r in results]
-    info["tried"] = [
+    info.tried = [
         {
             "shift": s,
             "loss": round(float(r.loss), 5),
@@ -141,7 +191,7 @@ def align_pitch(
         i = int(np.argmin([r.loss for r in results]))
         if results[i].loss >= scored.loss:
             return preset, scored, info
-    info["shift"] = shifts[i]
+    info.shift = shifts[i]
     return candidates[i], results[i], info
 
 
@@ -163,7 +213,7 @@ def tune(
     *,
     fresh: bool = False,
     max_renders: int = 2,
-) -> tuple[Preset, Scored, dict]:
+) -> tuple[Preset, Scored, Tuning]:
     """Take the remaining cents out with Voice Tune, checking each correction on a render.
 
     Args:
@@ -173,24 +223,24 @@ def tune(
         fresh: check on user renders (the exported preset on a fresh Synth) instead of search renders.
         max_renders: at most this many corrections.
     Returns:
-        (preset, its Scored, {"cents_before", "cents_after", "voice_tune", "renders"}).
+        (preset, its Scored, what was done).
     """
     sr = scorer.sample_rate
     before = cents_off(target, scored.audio, sr)
-    info: dict = {"cents_before": None if before is None else round(before, 1), "renders": 0}
+    info = Tuning(cents_before=None if before is None else round(before, 1))
     off = before
     for _ in range(max_renders):
         if off is None or abs(off) <= _TUNE_DEADBAND_CENTS:
             break
         candidate = _with_tune(preset, off / 100)
         result = scorer.evaluate([candidate], fresh=fresh, keep_audio=True)[0]
-        info["renders"] += 1
+        info.renders += 1
         new_off = cents_off(target, result.audio, sr)
         if new_off is None or abs(new_off) >= abs(off) or result.loss >= 1.5 * scored.loss + 0.05:
             break  # the estimate does not follow the correction (or the sound fell apart): keep what was
         preset, scored, off = candidate, result, new_off
-    info["cents_after"] = None if off is None else round(off, 1)
-    info["voice_tune_cents"] = round(100 * preset.values.get("voice_tune", 0.0), 1)
+    info.cents_after = None if off is None else round(off, 1)
+    info.voice_tune_cents = round(100 * preset.values.get("voice_tune", 0.0), 1)
     return preset, scored, info
 
 
@@ -284,7 +334,7 @@ def match_level(
     max_renders: int = 3,
     tolerance_db: float = 0.5,
     peaks: list[float] | None = None,
-) -> tuple[Preset, Scored, dict]:
+) -> tuple[Preset, Scored, LevelMatch]:
     """Bring the match to the target's RMS level, its peak below PEAK_LIMIT, without changing its sound.
 
     Gain stages, in order, as far as each goes: the master Volume (the last stage: a pure gain, up to
@@ -302,17 +352,17 @@ def match_level(
         peaks: peaks of other user renders of this preset at its current gain: random phase moves a
             render's peak by up to 3 dB (unison voices that line up or not), so the loudest one counts.
     Returns:
-        (preset, its latest Scored, {"target_db", "before_db", "after_db", "volume_db", "limited_by"...}).
+        (preset, its latest Scored, what was done).
     """
-    info: dict = {"target_db": round(scorer.target_rms_db, 2), "renders": 0, "limited_by": None}
+    info = LevelMatch(target_db=round(scorer.target_rms_db, 2))
     if scored.audio is None or not scored.ok:
         return preset, scored, info
-    info["before_db"] = round(rms_db(scored.audio), 2)
+    before_db = info.before_db = round(rms_db(scored.audio), 2)
     plans = [("voice", "eq", "sources"), ("voice", "eq"), ("voice",), ()]
     plan = 0
     # peak of each render seen, relative to its level: what this preset's peaks do at any gain
-    crest = [20 * math.log10(max(p, 1e-9)) - info["before_db"] for p in (peaks or [])]
-    while info["renders"] < max_renders:
+    crest = [20 * math.log10(max(p, 1e-9)) - before_db for p in (peaks or [])]
+    while info.renders < max_renders:
         level = rms_db(scored.audio)
         crest.append(20 * math.log10(max(float(np.max(np.abs(scored.audio))), 1e-9)) - level)
         peak = 10 ** ((level + max(crest)) / 20)
@@ -321,29 +371,29 @@ def match_level(
         if peak > 0 and 20 * math.log10(PEAK_LIMIT / peak) < delta:
             delta, limited = 20 * math.log10(PEAK_LIMIT / peak), "peak (kept below -0.2 dBFS)"
         if abs(delta) <= tolerance_db:
-            info["limited_by"] = limited
+            info.limited_by = limited
             break
         candidate, short = _gain_staged(preset, delta, plans[plan])
         if short > tolerance_db:
             limited = "every gain stage at its maximum"
-        info["limited_by"] = limited
+        info.limited_by = limited
         if candidate.content_hash() == preset.content_hash():
             break
         result = scorer.evaluate([candidate], fresh=True, keep_audio=True)[0]
-        info["renders"] += 1
+        info.renders += 1
         if not result.ok or result.audio is None:
             break
         if result.loss > scored.loss + LEVEL_LOSS_TOLERANCE and plan < len(plans) - 1:
-            info.setdefault("rejected", []).append(
+            info.rejected.append(
                 {"stages": list(plans[plan]), "loss_rise": round(result.loss - scored.loss, 4)}
             )
             plan += 1  # that gain changed the sound: try again with fewer stages
             continue
         preset, scored = candidate, result
     assert scored.audio is not None  # checked on entry and for every render kept
-    info["after_db"] = round(rms_db(scored.audio), 2)
-    info["volume_db"] = round(volume_db(preset), 2)
-    info["peak"] = round(float(np.max(np.abs(scored.audio))), 4)
+    info.after_db = round(rms_db(scored.audio), 2)
+    info.volume_db = round(volume_db(preset), 2)
+    info.peak = round(float(np.max(np.abs(scored.audio))), 4)
     return preset, scored, info
 
 

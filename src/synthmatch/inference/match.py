@@ -1,14 +1,14 @@
 """One match, from a start preset to the preset the user gets: what `infer`, `eval` and the demo share.
 
     match = match_preset(start, tier, MatchTarget.of(audio, sample_rate), renderer, refine=RefineConfig())
-    match.preset, match.audio, match.distance, match.info
+    match.preset, match.audio, match.distance, match.steps.level, match.fallback
 
 Steps (every render counted in `Match.renders`; with refinement they fit in `RefineConfig.max_evals`):
 1. refine (`refine.refine`: pitch alignment, template, CMA-ES, final check), or, without refinement,
    pitch alignment alone (`calibrate.align_pitch` and `calibrate.tune`): every path plays in tune;
 2. never silent: a start with nothing audible (a prediction with every oscillator off) or a result that
    renders silent falls back to Vital's init preset, matched the same way, and says so (a WARNING and
-   `info["fallback"]`);
+   `Match.fallback`);
 3. on a user render (the exported preset on a fresh Synth, random phase as saved): the pitch is checked
    and corrected once more, and the level is matched to the target's (`calibrate.match_level`);
 4. the final user render, in stereo, is the match's audio, and its distance to the target
@@ -20,12 +20,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthmatch.audio.pitch import PitchEstimate, estimate_pitch
 from synthmatch.inference.calibrate import (
     PEAK_LIMIT,
+    LevelMatch,
+    PitchAlignment,
+    Tuning,
     align_pitch,
     fixed_phase,
     is_audible,
@@ -38,9 +42,12 @@ from synthmatch.inference.calibrate import (
 from synthmatch.inference.scoring import Scorer, rms_db
 from synthmatch.synth.presets import Preset
 
+if TYPE_CHECKING:
+    from synthmatch.inference.refine import RefineResult
+
 log = logging.getLogger(__name__)
 
-__all__ = ["MatchTarget", "Match", "match_preset", "POST_RENDERS"]
+__all__ = ["MatchTarget", "Match", "MatchSteps", "Fallback", "match_preset", "POST_RENDERS"]
 
 # A render below this RMS is silent (Vital's silence sits near -240 dBFS; a quiet match is brought up by
 # level matching, and only one still far below the target after it falls back, `calibrate.is_audible`).
@@ -89,6 +96,49 @@ class MatchTarget:
 
 
 @dataclass
+class MatchSteps:
+    """What was done to one start: refinement, or pitch alignment alone; then the finishing steps."""
+
+    refine: RefineResult | None = None
+    pitch_alignment: PitchAlignment | None = None  # without refinement (refinement records its own)
+    tuning: Tuning | None = None
+    final_tuning: Tuning | None = None  # on the user render
+    level: LevelMatch | None = None
+    release: dict[str, float] | None = None  # {"from", "to"}: a one-shot's release made to ring on
+    silent: bool | None = None  # None: not reached
+
+    def as_dict(self, trim: bool = False) -> dict[str, Any]:
+        """The record `--json` writes; `trim` leaves out the refinement's long lists."""
+        out: dict[str, Any] = {}
+        if self.refine is not None:
+            r = self.refine.info
+            out["refine"] = {k: v for k, v in r.items() if k not in _LONG} if trim else r
+        for key in ("pitch_alignment", "tuning", "final_tuning", "level"):
+            step = getattr(self, key)
+            if step is not None:
+                out[key] = step.as_dict()
+        if self.release is not None:
+            out["release"] = self.release
+        if self.silent is not None:
+            out["silent"] = self.silent
+        return out
+
+
+_LONG = ("params", "history", "history_evals")
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """The match comes from Vital's init preset because the start could not give one."""
+
+    source: str  # the start that failed: "model", "preset"...
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"from": self.source, "to": "init", "reason": self.reason}
+
+
+@dataclass
 class Match:
     """The preset the user gets, its render and what happened."""
 
@@ -96,7 +146,26 @@ class Match:
     audio: np.ndarray  # (2, N) the final user render
     distance: float  # match_distance of that render to the target
     renders: int
-    info: dict = field(default_factory=dict)
+    steps: MatchSteps = field(default_factory=MatchSteps)
+    fallback: Fallback | None = None
+    first_attempt: MatchSteps | None = None  # with a fallback: what was tried from the start
+
+    @property
+    def refine(self) -> RefineResult | None:
+        """The refinement that made this match, or before a fallback the first attempt's."""
+        if self.steps.refine is not None or self.first_attempt is None:
+            return self.steps.refine
+        return self.first_attempt.refine
+
+    def as_dict(self, trim: bool = False) -> dict[str, Any]:
+        """The record `--json` writes."""
+        out = self.steps.as_dict(trim)
+        if self.fallback is not None:
+            out["fallback"] = self.fallback.as_dict()
+        if self.first_attempt is not None:
+            out["first_attempt"] = self.first_attempt.as_dict(trim)
+        out["renders"] = self.renders
+        return out
 
 
 def _start(
@@ -107,9 +176,9 @@ def _start(
     refine_cfg,
     progress: bool,
     callback: Callable[[dict], None] | None,
-) -> tuple[Preset, dict, bool]:
-    """Step 1: (preset, info, whether the start had anything audible)."""
-    info: dict = {}
+) -> tuple[Preset, MatchSteps, bool]:
+    """Step 1: (preset, steps, whether the start had anything audible)."""
+    steps = MatchSteps()
     if refine_cfg is not None:
         from synthmatch.inference.refine import refine
 
@@ -128,14 +197,12 @@ def _start(
             scorer=scorer,
             target_pitch=target.pitch,
         )
-        info["refine"] = result.info
-        if result.info.get("skipped"):
-            return result.preset, info, True
-        return result.preset, info, result.start_was_audible
+        steps.refine = result
+        return result.preset, steps, result.skipped or result.start_was_audible
     first = scorer.evaluate([fixed_phase(start)], keep_audio=True)[0]
-    preset, scored, info["pitch_alignment"] = align_pitch(scorer, fixed_phase(start), first, target.pitch)
-    preset, scored, info["tuning"] = tune(scorer, preset, scored, target.pitch)
-    return restore_phase(preset, start), info, first.ok
+    preset, scored, steps.pitch_alignment = align_pitch(scorer, fixed_phase(start), first, target.pitch)
+    preset, scored, steps.tuning = tune(scorer, preset, scored, target.pitch)
+    return restore_phase(preset, start), steps, first.ok
 
 
 def _one_shot_release(preset: Preset, target: MatchTarget) -> tuple[Preset, dict | None]:
@@ -186,7 +253,7 @@ def match_preset(
         target.duration_s,
         renderer,
     )
-    preset, info, audible_start = _start(start, tier, target, scorer, refine, progress, callback)
+    preset, steps, audible_start = _start(start, tier, target, scorer, refine, progress, callback)
     from synthmatch.audio.distances import match_distance
 
     def fall_back(reason: str) -> Match:
@@ -206,8 +273,8 @@ def match_preset(
             start_source="init",
         )
         fallback.renders += scorer.n_evals
-        fallback.info["fallback"] = {"from": start_source, "to": "init", "reason": reason}
-        fallback.info["first_attempt"] = info
+        fallback.fallback = Fallback(start_source, reason)
+        fallback.first_attempt = steps
         return fallback
 
     audio = None
@@ -218,11 +285,12 @@ def match_preset(
     if (user.audio is None or rms_db(user.audio) < SILENT_DB) and can_fall_back:
         return fall_back("the match renders silent")
     peaks = [float(np.max(np.abs(user.audio)))] if user.audio is not None else []
-    preset, user, info["final_tuning"] = tune(scorer, preset, user, target.pitch, fresh=True, max_renders=1)
-    if info["final_tuning"]["renders"]:
+    preset, user, steps.final_tuning = tune(scorer, preset, user, target.pitch, fresh=True, max_renders=1)
+    if steps.final_tuning.renders:
         peaks = []  # the tune moved: only renders at the final tune count
-    preset, user, info["level"] = match_level(scorer, preset, user, max_renders=3, peaks=peaks)
-    preset, info["release"] = _one_shot_release(preset, target)
+    preset, user, level = match_level(scorer, preset, user, max_renders=3, peaks=peaks)
+    steps.level = level
+    preset, steps.release = _one_shot_release(preset, target)
 
     def final_render(p: Preset) -> np.ndarray:
         return renderer.render(
@@ -236,18 +304,17 @@ def match_preset(
         preset = with_volume_db(preset, volume_db(preset) + 20 * np.log10(PEAK_LIMIT / peak))
         audio = final_render(preset)
         renders += 1
-        info["level"]["lowered_for_peak_db"] = round(float(20 * np.log10(PEAK_LIMIT / peak)), 2)
+        level.lowered_for_peak_db = round(float(20 * np.log10(PEAK_LIMIT / peak)), 2)
     mono = audio.mean(axis=0)
-    info["level"]["final_db"] = round(rms_db(mono), 2)
-    info["silent"] = not is_audible(mono, scorer.target_rms_db)
-    if info["silent"] and can_fall_back:
+    level.final_db = round(rms_db(mono), 2)
+    silent = steps.silent = not is_audible(mono, scorer.target_rms_db)
+    if silent and can_fall_back:
         # every gain stage could not bring it near the target: a near-silent preset is no match
         scorer.n_evals += 1  # the final render
         return fall_back(f"the match plays {scorer.target_rms_db - rms_db(mono):.0f} dB below the target")
-    if info["silent"]:
+    if silent:
         log.warning(
             "%s: the match is still near-silent after falling back to Vital's init preset", target.name
         )
     distance = float(match_distance(target.audio, mono, target.sample_rate))
-    info["renders"] = renders
-    return Match(preset, audio, distance, renders, info)
+    return Match(preset, audio, distance, renders, steps)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from synthmatch.inference.refine import RefineConfig
 from synthmatch.inference.target import MIN_SAMPLES, Target, load_target
 from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset
+
+if TYPE_CHECKING:
+    from synthmatch.inference.match import MatchSteps
 
 log = logging.getLogger(__name__)
 
@@ -350,19 +353,9 @@ def match_target(
         start_source=start.source,
     )
     preset = match.preset
-
-    def trimmed(d: dict) -> dict:
-        return {k: v for k, v in d.items() if k not in ("params", "history", "history_evals")}
-
-    for key in ("refine", "pitch_alignment", "tuning", "final_tuning", "level", "fallback", "silent"):
-        if key in match.info:
-            info[key] = trimmed(match.info[key]) if key == "refine" else match.info[key]
-    if "first_attempt" in match.info:  # what was tried from the start before falling back
-        first = match.info["first_attempt"]
-        info["first_attempt"] = {k: (trimmed(v) if k == "refine" else v) for k, v in first.items()}
-    info["renders"] = match.renders
+    info.update(match.as_dict(trim=True))
     info["match_distance"] = round(float(match.distance), 5)
-    fallback = match.info.get("fallback")
+    fallback = match.fallback
     start_text = "Vital's init preset (fallback: the start was silent)" if fallback else start.description
     name = f"synthmatch {target.path.stem}"
     preset = preset.with_meta(
@@ -385,13 +378,13 @@ def match_target(
             title=f"{target.path.name}: MIDI {midi}, distance {distance:.3f}",
             match_label=f"match ({'init' if fallback else start.source} start{', refined' if cfg.refine else ''})",
         )
-    if "refine" in info and not info["refine"].get("skipped"):
-        r = info["refine"]
+    refined = match.steps.refine
+    if refined is not None and not refined.skipped:
         facts.append(
-            f"CMA-ES refinement: loss {r['initial_loss']:.3f} -> {r['final_loss']:.3f} in {r['n_evals']} "
-            f"evaluations over {r['n_params']} parameters"
+            f"CMA-ES refinement: loss {refined.initial_loss:.3f} -> {refined.final_loss:.3f} in "
+            f"{refined.n_evals} evaluations over {refined.n_params} parameters"
         )
-    facts += _level_and_template_facts(info)
+    facts += _level_and_template_facts(match.steps)
     if cfg.tutorial:
         from synthmatch.inference.tutorial import tutorial_markdown
 
@@ -406,21 +399,21 @@ def match_target(
     return files, info
 
 
-def _level_and_template_facts(info: dict) -> list[str]:
+def _level_and_template_facts(steps: MatchSteps) -> list[str]:
     """Tutorial lines on the level matching and the modulation moves refinement added."""
     from synthmatch.synth.template import template_connections
 
     facts = []
-    level = info.get("level") or {}
-    if "final_db" in level:
+    level = steps.level
+    if level is not None and level.final_db is not None:
         line = (
-            f"Level: {level['final_db']:.1f} dBFS RMS against the target's {level['target_db']:.1f} "
-            f"(Volume {level.get('volume_db', 0):+.1f} dB)"
+            f"Level: {level.final_db:.1f} dBFS RMS against the target's {level.target_db:.1f} "
+            f"(Volume {level.volume_db or 0:+.1f} dB)"
         )
-        if level.get("limited_by"):
-            line += f"; held lower: {level['limited_by']}"
+        if level.limited_by:
+            line += f"; held lower: {level.limited_by}"
         facts.append(line)
-    kept = (info.get("refine") or {}).get("template") or {}
+    kept = steps.refine.template if steps.refine is not None else {}
     for conn in template_connections(tuple(kept)) if kept else ():
         facts.append(f"Added by refinement: {conn.label} (amount {100 * kept[conn.key]:+.0f}%)")
     return facts

@@ -2,7 +2,7 @@
 
     result = refine(start_preset, target_audio, sample_rate, midi_note=57, note_duration_s=1.5,
                     duration_s=4.0, tier=2, config=RefineConfig(max_evals=300, timeout_s=60))
-    result.preset, result.info["initial_loss"], result.info["final_loss"]
+    result.preset, result.initial_loss, result.final_loss, result.stop_reason
 
 The target is the whole note (up to `infer --max-seconds`, release included), and so is every candidate
 render: refinement fits the sound the user gets, not an excerpt of it.
@@ -38,27 +38,25 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
 from synthmatch.errors import ConfigError
 from synthmatch.inference.calibrate import (
-    RANDOM_PHASE,
-    TUNE_CONTROLS,
     align_pitch,
     fixed_phase,
     restore_phase,
     tune,
 )
 from synthmatch.inference.scoring import FAILED_LOSS, SILENT_RMS, Scorer
+from synthmatch.inference.search_space import SearchSpace, search_space
 from synthmatch.synth import VitaUnavailable, require_vita
 from synthmatch.synth.audibility import Audibility
-from synthmatch.synth.params import ParamSpace, param_space
 from synthmatch.synth.presets import Preset
 from synthmatch.synth.template import (
     DEFAULT_TEMPLATE,
@@ -91,12 +89,6 @@ MIN_TEMPLATE_EVALS = 50
 # more than PROBE_MIN_GAIN.
 PROBE_SHARE = 0.4
 PROBE_MIN_GAIN = 0.005
-
-_STEREO_RE = re.compile(r"(_pan|_stereo_spread)$|^stereo_routing$")
-_GAIN = {
-    "volume": "overall gain: the objective compares the sounds at equal loudness",
-    "voice_amplitude": "overall gain: the objective compares the sounds at equal loudness",
-}
 
 
 @dataclass(frozen=True)
@@ -165,133 +157,69 @@ class StopReason(str, Enum):
 
 @dataclass
 class RefineResult:
-    """The refined preset (never worse than the aligned start) and what happened."""
+    """The refined preset (never worse than the aligned start) and what happened.
+
+    Losses are the search objective (`scoring.Scorer`): `initial_loss` of the start as given,
+    `aligned_loss` after pitch alignment, `final_loss` of the result. `details` holds the diagnostics
+    that only go to `--json` (the controls searched, the template probe, the final check...); `info` is
+    the whole record as written there.
+    """
 
     preset: Preset
-    info: dict = field(default_factory=dict)
+    stop_reason: StopReason | None = None  # None: not run (`skipped`)
+    initial_loss: float = FAILED_LOSS
+    aligned_loss: float = FAILED_LOSS
+    final_loss: float = FAILED_LOSS
+    n_evals: int = 0
+    elapsed_s: float = 0.0
+    improved: bool = False
+    generations: int = 0
+    n_params: int = 0
+    popsize: int | None = None
+    template: dict[str, float] = field(default_factory=dict)  # template connection key -> amount kept
+    history: list[float] = field(default_factory=list)  # best-so-far loss after each generation
+    history_evals: list[int] = field(default_factory=list)  # evaluations spent at each history point
+    skipped_reason: str | None = None  # why refinement did not run (vita missing)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def stop_reason(self) -> StopReason | None:
-        reason = self.info.get("stop_reason")
-        return StopReason(reason) if reason is not None else None
+    def skipped(self) -> bool:
+        return self.skipped_reason is not None
+
+    @property
+    def evals_per_s(self) -> float | None:
+        return round(self.n_evals / self.elapsed_s, 3) if self.elapsed_s > 0 else None
 
     @property
     def start_was_audible(self) -> bool:
         """False when the start had nothing to refine: silent, or no control that can be heard."""
         return self.stop_reason not in (StopReason.NOTHING_TO_SEARCH, StopReason.SILENT_START)
 
-
-# ---------------------------------------------------------------------------------------------------
-# what is searched
-@dataclass(frozen=True)
-class SearchSpace:
-    """The coordinates CMA-ES moves, all in [0, 1].
-
-    controls: normalized control values; mod_slots: the preset's own connection amounts, (amount + 1) / 2;
-    template: the template's connection amounts, (amount / max_amount + 1) / 2.
-    """
-
-    controls: tuple[str, ...]
-    mod_slots: tuple[int, ...]  # indices into the preset's modulations whose amount is searched
-    skipped: dict[str, str]  # control -> why it is not searched
-    space: ParamSpace = field(repr=False, compare=False)
-    template: tuple[tuple[int, float], ...] = ()  # (index into modulations, max |amount|)
-
     @property
-    def size(self) -> int:
-        return len(self.controls) + len(self.mod_slots) + len(self.template)
-
-    @property
-    def names(self) -> list[str]:
-        return (
-            list(self.controls)
-            + [f"modulation_{i + 1}_amount" for i in self.mod_slots]
-            + [f"modulation_{i + 1}_amount (template)" for i, _ in self.template]
+    def info(self) -> dict[str, Any]:
+        """The record `--json` writes (`{"skipped": True, "reason": ...}` when refinement did not run)."""
+        if self.skipped:
+            return {"skipped": True, "reason": self.skipped_reason}
+        out = dict(self.details)
+        if self.popsize is not None:
+            out["popsize"] = self.popsize
+        if self.template:
+            out["template"] = dict(self.template)
+        out.update(
+            n_params=self.n_params,
+            initial_loss=float(self.initial_loss),
+            aligned_loss=float(self.aligned_loss),
+            final_loss=float(self.final_loss),
+            n_evals=self.n_evals,
+            elapsed_s=round(self.elapsed_s, 3),
+            evals_per_s=self.evals_per_s,
+            improved=self.improved,
+            generations=self.generations,
+            stop_reason=self.stop_reason.value if self.stop_reason is not None else None,
+            history=[round(h, 5) for h in self.history],
+            history_evals=list(self.history_evals),
         )
-
-    def encode(self, preset: Preset) -> np.ndarray:
-        """(size,) normalized coordinates of a preset."""
-        ps = self.space
-        x = [ps[n].to_unit(preset.values.get(n, ps[n].default)) for n in self.controls]
-        x += [(float(np.clip(preset.modulations[i].amount, -1, 1)) + 1) / 2 for i in self.mod_slots]
-        x += [(float(np.clip(preset.modulations[i].amount / m, -1, 1)) + 1) / 2 for i, m in self.template]
-        return np.clip(np.asarray(x, np.float64), 0.0, 1.0)
-
-    def decode(self, x: np.ndarray, base: Preset) -> Preset:
-        """`base` with the searched coordinates set from x (clipped to [0, 1])."""
-        ps = self.space
-        x = np.clip(np.nan_to_num(np.asarray(x, np.float64), nan=0.5), 0.0, 1.0)
-        values = dict(base.values)
-        nc, nm = len(self.controls), len(self.mod_slots)
-        for n, u in zip(self.controls, x[:nc]):
-            values[n] = ps[n].from_unit(u)
-        mods = base.modulations
-        if self.mod_slots or self.template:
-            edited = list(mods)
-            for i, u in zip(self.mod_slots, x[nc : nc + nm]):
-                edited[i] = replace(edited[i], amount=float(u) * 2 - 1)
-            for (i, m), u in zip(self.template, x[nc + nm :]):
-                edited[i] = replace(edited[i], amount=(float(u) * 2 - 1) * m)
-            mods = tuple(edited)
-        # replace() skips with_values' name checks: every name here comes from the parameter space
-        return replace(base, values=values, modulations=mods)
-
-
-def _search_reason(name: str, ps: ParamSpace) -> str | None:
-    """Audible controls refinement still leaves alone, and why."""
-    if ps[name].integer:
-        return "integer control (transpose, effect order): held fixed like the categoricals"
-    if name in _GAIN:
-        return _GAIN[name]
-    if _STEREO_RE.search(name):
-        return "stereo placement: the objective compares mono mixes"
-    if name in RANDOM_PHASE:
-        return "random phase: held at 0 while searching (repeatable renders), restored afterwards"
-    if name in TUNE_CONTROLS:
-        return "tune: held so the match stays in tune (the pitch alignment sets it and checks it after)"
-    return None
-
-
-def search_space(
-    preset: Preset,
-    tier: int,
-    space: ParamSpace | None = None,
-    template: tuple[TemplateSlot, ...] = (),
-) -> SearchSpace:
-    """The audible continuous controls of `preset` at `tier`, the template's amounts and source controls,
-    and at tier 3 the amounts of its own connections."""
-    ps = space or param_space()
-    ts = ps.tier(tier)
-    aud = Audibility(preset, ps)
-    kept_mods = aud.connections
-    template_index = {s.index for s in template}
-    # a source only the template uses is searched through its curated controls, not all of them
-    own_sources = {m.source for i, m in enumerate(preset.modulations) if i not in template_index}
-    template_only = {s.source for s in template} - own_sources
-    curated = {n for s in template for n in s.searched_controls}
-    controls, skipped = [], {}
-    names = list(ts.continuous) + [n for n in sorted(curated) if n not in ts.continuous]
-    for name in names:
-        if ps[name].module in template_only and name not in curated:
-            skipped[name] = f"{ps[name].module} is the template's: only its main controls are searched"
-            continue
-        reason = _search_reason(name, ps) or aud.reason(name)
-        if reason is None:
-            controls.append(name)
-        else:
-            skipped[name] = reason
-    kept_pairs = {(m.source, m.destination) for m in kept_mods}
-    mod_slots = (
-        tuple(
-            i
-            for i, m in enumerate(preset.modulations)
-            if (m.source, m.destination) in kept_pairs and i not in template_index
-        )
-        if ts.has_modulation
-        else ()
-    )
-    slots = tuple((s.index, s.connection.max_amount) for s in template)
-    return SearchSpace(tuple(controls), mod_slots, skipped, ps, slots)
+        return out
 
 
 def _without(preset: Preset, slots) -> Preset:
@@ -349,15 +277,13 @@ def refine(
         scorer: a `scoring.Scorer` of this target to share (its evaluation count includes earlier steps).
         target_pitch: the target's `audio.pitch.estimate_pitch`, when already known.
     Returns:
-        RefineResult(preset, info). info holds initial_loss, final_loss, n_evals, elapsed_s, evals_per_s,
-        improved, stop_reason, template and more; `{"skipped": True, "reason": ...}` when vita cannot be
-        imported.
+        the `RefineResult` (`skipped` when vita cannot be imported).
     """
     try:
         require_vita()
     except VitaUnavailable as exc:
         log.warning("refinement skipped: %s", exc)
-        return RefineResult(start, {"skipped": True, "reason": str(exc)})
+        return RefineResult(start, skipped_reason=str(exc))
     from synthmatch.audio.pitch import estimate_pitch
     from synthmatch.synth.render import Renderer
 
@@ -515,7 +441,7 @@ class _Search:
         base = fixed_phase(self.start) if cfg.fixed_phase else self.start
         first = scorer.evaluate([base], keep_audio=True)[0]
         initial_loss = first.loss
-        info: dict = {"tier": self.tier, "sigma": cfg.sigma, "fixed_phase": cfg.fixed_phase}
+        info: dict[str, Any] = {"tier": self.tier, "sigma": cfg.sigma, "fixed_phase": cfg.fixed_phase}
         info.update(
             midi_note=scorer.midi_note,
             note_duration_s=round(scorer.note_duration_s, 4),
@@ -523,8 +449,9 @@ class _Search:
         )
         scored = first
         if cfg.align_pitch and budget - self.n_evals >= 5:
-            base, scored, info["pitch_alignment"] = align_pitch(scorer, base, scored, self.target_pitch)
-            base, scored, info["tuning"] = tune(scorer, base, scored, self.target_pitch, max_renders=2)
+            base, scored, alignment = align_pitch(scorer, base, scored, self.target_pitch)
+            base, scored, tuning = tune(scorer, base, scored, self.target_pitch, max_renders=2)
+            info.update(pitch_alignment=alignment.as_dict(), tuning=tuning.as_dict())
         aligned = restore_phase(base, self.start) if cfg.fixed_phase else base
         if aligned.content_hash() == self.start.content_hash():
             aligned = self.start  # alignment changed nothing: hand back the start itself
@@ -537,7 +464,6 @@ class _Search:
         # audibility as exported: a phase control is inert when the user's preset randomises the phase
         space = search_space(restore_phase(templated, self.start), self.tier, template=slots)
         info.update(
-            n_params=space.size,
             params=space.names,
             n_skipped_params=len(space.skipped),
             template_added=[s.connection.key for s in slots],
@@ -546,7 +472,7 @@ class _Search:
         best_x, best_loss = space.encode(templated), min(aligned_loss, start_loss)
         # the best-so-far curve starts at the in-tune start (alignment may trade loss for tune)
         self._mark(best_loss)
-        stop_reason, generations = StopReason.BUDGET, 0
+        stop_reason, generations, popsize = StopReason.BUDGET, 0, None
         if space.size == 0:
             stop_reason = StopReason.NOTHING_TO_SEARCH
         elif not scored.ok:
@@ -575,7 +501,6 @@ class _Search:
                 stds = np.concatenate([stds, [1.0]])
             opts["CMA_stds"] = stds
             es = cma.CMAEvolutionStrategy(x0, cfg.sigma, opts)
-            info["popsize"] = popsize
             from tqdm import tqdm
 
             bar = tqdm(total=budget, desc="refining", unit="eval", disable=not self.progress, leave=False)
@@ -610,10 +535,10 @@ class _Search:
             bar.close()
         improved = best_loss < aligned_loss
         result, final_loss = aligned, aligned_loss
+        kept: dict[str, float] = {}
         if improved:
             best = space.decode(best_x, templated)
             best, best_loss, kept = self._prune(best, best_loss, slots, base)
-            info["template"] = kept
             candidate = restore_phase(best, self.start) if cfg.fixed_phase else best
             result, final_loss = candidate, best_loss
             if cfg.verify_renders > 0:
@@ -624,20 +549,21 @@ class _Search:
                 info["verify"] = {"start_loss_mean": start_l, "final_loss_mean": best_l, "renders_each": k}
                 if best_l >= start_l:
                     log.info("refinement gain did not hold in the user's renders; keeping the aligned start")
-                    result, improved, final_loss = aligned, False, aligned_loss
-                    info.pop("template", None)
-        elapsed = self.elapsed()
-        info.update(
+                    result, improved, final_loss, kept = aligned, False, aligned_loss, {}
+        return RefineResult(
+            result,
+            stop_reason=stop_reason,
             initial_loss=float(initial_loss),
             aligned_loss=float(aligned_loss),
             final_loss=float(final_loss),
             n_evals=self.n_evals,
-            elapsed_s=round(elapsed, 3),
-            evals_per_s=round(self.n_evals / elapsed, 3) if elapsed > 0 else None,
+            elapsed_s=self.elapsed(),
             improved=bool(improved),
             generations=generations,
-            stop_reason=stop_reason.value,
-            history=[round(h, 5) for h in self.history],
+            n_params=space.size,
+            popsize=popsize,
+            template=kept,
+            history=list(self.history),
             history_evals=list(self.history_evals),
+            details=info,
         )
-        return RefineResult(result, info)
