@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError
 from synthmatch.evaluation.baselines import (
     METHODS,
@@ -200,29 +199,23 @@ class _Setup:
 
     def __init__(self, cfg: EvalConfig):
         self.skipped: dict[str, str] = {}
-        self.predictor = None
-        self.model_path: Path | None = None
-        if any(m in cfg.methods for m in MODEL_METHODS):
-            from synthmatch.inference.predict import Predictor, default_model_path
+        from synthmatch.inference.pipeline import ModelChoice, choose_model
 
-            self.model_path = cfg.checkpoint_path() if cfg.checkpoint else default_model_path()
-            if self.model_path is None:
-                reason = "no model: pass -c CHECKPOINT; no bundled default model is installed"
-                for m in MODEL_METHODS:
-                    if m in cfg.methods:
-                        self.skipped[m] = reason
-            else:
-                self.predictor = Predictor.load(self.model_path)
-        p = self.predictor
-        if p is not None:
-            if cfg.tier is not None and cfg.tier != p.tier:
-                raise ConfigError(
-                    f"--tier {cfg.tier} conflicts with the model, which is tier {p.tier}; leave --tier out "
-                    "or evaluate without the model methods"
-                )
-            self.tier, self.sample_rate = p.tier, p.sample_rate
-        else:
-            self.tier, self.sample_rate = int(cfg.tier or 2), DEFAULT_SAMPLE_RATE
+        # the model methods need a model; without them none is loaded
+        wanted = any(m in cfg.methods for m in MODEL_METHODS)
+        hint = "leave --tier out or evaluate without the model methods"
+        model = (
+            choose_model(cfg.checkpoint_path() if cfg.checkpoint else None, cfg.tier, hint)
+            if wanted
+            else ModelChoice.without_model(cfg.tier)
+        )
+        self.predictor, self.model_path = model.predictor, model.path
+        self.tier, self.sample_rate = model.tier, model.sample_rate
+        if wanted and model.predictor is None:
+            reason = "no model: pass -c CHECKPOINT; no bundled default model is installed"
+            for m in MODEL_METHODS:
+                if m in cfg.methods:
+                    self.skipped[m] = reason
         # whole notes: the model sees its own window of each target, matching and scoring all of it
         self.duration_s, self.note_duration_s = float(cfg.max_seconds), min(TARGET_NOTE_S, cfg.max_seconds)
         cap = QUICK["max_duration_s"] if cfg.quick else None

@@ -41,6 +41,7 @@ from synthmatch.synth.presets import Preset
 
 if TYPE_CHECKING:
     from synthmatch.inference.match import MatchSteps
+    from synthmatch.inference.predict import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ __all__ = [
     "MatchResult",
     "StartPoint",
     "Starter",
+    "ModelChoice",
+    "choose_model",
     "run_infer",
     "match_target",
     "resolve_inputs",
@@ -162,43 +165,67 @@ class StartPoint:
         return d
 
 
+@dataclass
+class ModelChoice:
+    """The model a run starts from (or none), and the tier and sample rate that follow from it."""
+
+    predictor: Predictor | None
+    path: Path | None
+    tier: int
+    sample_rate: int
+
+    @classmethod
+    def without_model(cls, tier: int | None) -> ModelChoice:
+        return cls(None, None, int(tier or DEFAULT_TIER), DEFAULT_SAMPLE_RATE)
+
+
+def choose_model(checkpoint: Path | None, tier: int | None, conflict_hint: str) -> ModelChoice:
+    """The model at `checkpoint`, else the bundled default model, else none (`infer`, `eval`, the demo).
+
+    Args:
+        checkpoint: a checkpoint given by the user (resolved: `model.checkpoint.resolve_checkpoint`).
+        tier: `--tier`: the parameter space without a model; with one it must agree with the model's.
+        conflict_hint: what the user can do instead, for the --tier conflict's message.
+    """
+    from synthmatch.inference.predict import Predictor, default_model_path  # lazy: torch and the model
+
+    path = checkpoint if checkpoint is not None else default_model_path()
+    if path is None:
+        return ModelChoice.without_model(tier)
+    predictor = Predictor.load(path)
+    if tier is not None and tier != predictor.tier:
+        raise ConfigError(
+            f"--tier {tier} conflicts with the model, which is tier {predictor.tier}; {conflict_hint}"
+        )
+    return ModelChoice(predictor, path, predictor.tier, int(predictor.sample_rate))
+
+
 class Starter:
     """Makes the StartPoint of each target: a Predictor's prediction, or a fixed preset."""
 
     def __init__(self, cfg: InferConfig):
         self.predictor = None
         self.preset: Preset | None = None
+        self.tier = int(cfg.tier or DEFAULT_TIER)
+        sample_rate = DEFAULT_SAMPLE_RATE
         if cfg.start is not None:
             self.preset, self.description, self.source = _start_preset(cfg.start)
         else:
-            path = cfg.checkpoint
-            if path is None:
-                from synthmatch.inference.predict import default_model_path
-
-                path = default_model_path()
-            if path is None:
+            model = choose_model(
+                cfg.checkpoint, cfg.tier, "--tier chooses the parameter space only without a model"
+            )
+            self.predictor, self.tier, sample_rate = model.predictor, model.tier, model.sample_rate
+            if model.predictor is None:
                 log.info("no model given (-c) and none bundled: starting from Vital's init preset")
                 self.preset, self.description, self.source = Preset.init(), "Vital's init preset", "init"
             else:
-                from synthmatch.inference.predict import Predictor  # lazy: torch and the model
-
-                self.predictor = Predictor.load(path)
-                self.description, self.source = f"model {path} (tier {self.predictor.tier})", "model"
+                self.description, self.source = f"model {model.path} (tier {model.tier})", "model"
+        self.sample_rate = int(cfg.sample_rate or sample_rate)
+        self.model_window_s: float | None = None
+        self.min_samples = MIN_SAMPLES
         if self.predictor is not None:
-            if cfg.tier is not None and cfg.tier != self.predictor.tier:
-                raise ConfigError(
-                    f"--tier {cfg.tier} conflicts with the model, which is tier {self.predictor.tier}; "
-                    "--tier chooses the parameter space only without a model"
-                )
-            self.tier = self.predictor.tier
-            self.sample_rate = int(cfg.sample_rate or self.predictor.sample_rate)
-            self.model_window_s: float | None = float(self.predictor.clip_seconds)
+            self.model_window_s = float(self.predictor.clip_seconds)
             self.min_samples = int(self.predictor.mel.n_fft)
-        else:
-            self.tier = int(cfg.tier or DEFAULT_TIER)
-            self.sample_rate = int(cfg.sample_rate or DEFAULT_SAMPLE_RATE)
-            self.model_window_s = None
-            self.min_samples = MIN_SAMPLES
 
     def start_for(self, target: Target, midi_note: int) -> StartPoint:
         if self.predictor is None:
