@@ -127,3 +127,18 @@ def test_never_silent_without_refinement(target, cli, renderer, tmp_path):
     assert r["fallback"]["to"] == "init" and not r["silent"]
     assert rms_db(_fresh(renderer, tmp_path / "m.vital", r)) > -40
     assert json.loads((tmp_path / "m.vital").read_text())["settings"]["osc_1_on"] == 1
+
+
+def test_a_target_held_to_its_end_keeps_sounding_after_an_earlier_release(renderer, tmp_path):
+    """No release shows in a target that holds its level to its end, so the match is given the longest
+    release: played with a shorter key press it keeps sounding as the target does, instead of being cut."""
+    from synthmatch.inference.match import MatchTarget, match_preset
+    from synthmatch.synth.params import param_space
+
+    audio = renderer.render(Preset.init(), NOTE, DURATION_S, DURATION_S, fresh=True)  # sustain 1 to the end
+    target = MatchTarget.of(audio, SR, NOTE)
+    assert target.note_duration_s == pytest.approx(DURATION_S)  # estimated: held to the end
+    m = match_preset(Preset.init().with_values(env_1_release=0.3), 2, target, renderer)
+    assert m.steps.release == {"from": 0.3, "to": round(param_space()["env_1_release"].max, 4)}
+    early = renderer.render(m.preset, NOTE, 0.5, DURATION_S, fresh=True)  # the key let go after 0.5 s
+    assert rms_db(early[int(1.5 * SR) :]) > rms_db(audio[int(1.5 * SR) :]) - 6

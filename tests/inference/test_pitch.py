@@ -80,3 +80,27 @@ def test_timing_finds_the_release(renderer):
     assert t.duration_s == pytest.approx(1.5)
     t = estimate_timing(audio_pluck, SR)
     assert t.held_to_end and t.note_duration_s == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    "release, tremolo, tolerance_s",
+    [(1.2, False, 0.05), (0.5, True, 0.05), (1.2, True, 0.2)],
+    ids=["slow release", "tremolo, fast release", "tremolo, slow release"],
+)
+def test_timing_finds_slow_releases_and_releases_under_tremolo(renderer, release, tremolo, tolerance_s):
+    """A release of about 20 dB/s, and releases of a note whose level wobbles (tremolo: the wobbles come
+    back up, the release does not)."""
+    from dataclasses import replace
+
+    from synthmatch.synth.template import add_template, template_connections
+
+    preset = Preset.init().with_values(env_1_release=release)
+    if tremolo:
+        (conn,) = template_connections(("tremolo",))
+        preset, slots = add_template(preset, (conn,))
+        mods = list(preset.modulations)
+        mods[slots[0].index] = replace(mods[slots[0].index], amount=0.8 * conn.max_amount)
+        preset = preset.with_modulations(mods)
+    audio = renderer.render(preset, 60, 1.0, 3.0, fresh=True)
+    t = estimate_timing(audio, SR)
+    assert not t.held_to_end and t.note_duration_s == pytest.approx(1.0, abs=tolerance_s)

@@ -311,64 +311,97 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def _slow_knee(env: np.ndarray, hop: float) -> int | None:
-    """A release that falls slowly (20-60 dB/s): the frame where the level bends down the most.
+# The release: a steady level (falling less than a third as fast as after, at most RELEASE_STEADY_DB_S)
+# that bends into a fall of at least RELEASE_FALL_DB_S over the next RELEASE_WINDOW_S, never to come
+# back within RELEASE_RETURN_DB of it (tremolo and vibrato wiggles do, a release does not).
+RELEASE_WINDOW_S = 0.2
+RELEASE_FALL_DB_S = 8.0
+RELEASE_STEADY_DB_S = 20.0
+RELEASE_RETURN_DB = 2.0
 
-    Candidates lie 0.25 s past the peak or later (a pluck's decay right after its attack is no release),
-    within 40 dB of the peak, steady or gently decaying over the 200 ms before (above -30 dB/s) and
-    falling faster than 20 dB/s over the 200 ms after, never to rise again by more than 1 dB within
-    300 ms. The strongest bend is then moved back to where the fall starts.
+
+def _release_knee(env: np.ndarray, hop: float) -> int | None:
+    """The frame where the key was released, or None when the level shows no release.
+
+    Every frame from just after the attack's peak to RELEASE_WINDOW_S before the end is a candidate
+    when it is within 40 dB of the peak, steady before and falling after (see the constants above), and
+    the fall is final: the level, smoothed over 250 ms, never returns within RELEASE_RETURN_DB of it
+    from 300 ms later on, and drops on to the end (12 dB, or at half the release rate). Of the candidates, the earliest whose bend (slope
+    before minus slope after) is at least half the strongest wins: a release is the first sharp bend of
+    the final fall, later bends within the release (a faster tail) are not. That frame is then moved to
+    where the fall starts (`_break`). The last 100 ms are left out: a file's own fade-out is no release.
     """
-    peak, peak_i = float(env.max()), int(np.argmax(env))
-    w, q, look = int(round(0.2 / hop)), int(round(0.05 / hop)), int(round(0.3 / hop))
-    best, best_score = None, 20.0
-    for i in range(peak_i + w + q, len(env) - w):
+    n = len(env) - int(round(0.1 / hop))
+    w = int(round(RELEASE_WINDOW_S / hop))
+    if n < 3 * w:
+        return None
+    env = env[:n]
+    peak = float(env.max())
+    first = int(np.argmax(env >= peak - 3.0))  # the attack's peak: the first within 3 dB of the top
+    attack = first + int(np.argmax(env[first : first + int(round(0.1 / hop)) + 1]))
+    slow = _smooth(env, int(round(0.25 / hop)))
+    later_max = np.maximum.accumulate(slow[::-1])[::-1]  # loudest smoothed level from each frame on
+    gap = int(round(0.3 / hop))
+    candidates: list[tuple[int, float]] = []
+    for i in range(attack + int(round(0.05 / hop)) + w, n - w):
         if env[i] < peak - 40.0:
-            continue
+            break
         before = (env[i] - env[i - w]) / (w * hop)
         after = (env[i + w] - env[i]) / (w * hop)
-        if before <= -30.0 or after >= -20.0 or env[i + 1 : i + look].max() > env[i] + 1.0:
+        steady = before > max(-40.0, min(-RELEASE_STEADY_DB_S, after / 3))
+        if not steady or after >= -RELEASE_FALL_DB_S or before - after < RELEASE_FALL_DB_S:
             continue
-        if before - after > best_score:
-            best, best_score = i, before - after
-    if best is None:
+        if i + gap < n and later_max[i + gap] > slow[i] - RELEASE_RETURN_DB:
+            continue
+        drop = env[i] - env[-1]
+        if drop < 12.0 and env[-1] > peak - 40.0 and drop < 0.5 * RELEASE_FALL_DB_S * (n - 1 - i) * hop:
+            continue  # a sustained level that sags a little by the end is no release
+        candidates.append((i, before - after))
+    if not candidates:
         return None
-    for j in range(max(peak_i, best - w), best + w):
-        if (env[j + q] - env[j]) / (q * hop) < -20.0 and env[j + 1 : j + look].max() <= env[j] + 1.0:
-            return j
-    return best
+    strongest = max(bend for _, bend in candidates)
+    knee = next(i for i, bend in candidates if bend >= 0.5 * strongest)
+    hi = min(n, knee + 2 * w + 1)
+    deep = np.flatnonzero(env[knee:hi] < env[knee] - 30.0)  # a fast fall into silence is no line
+    if deep.size:
+        hi = knee + int(deep[0]) + 1
+    return _break(env, max(attack, knee - w), hi)
+
+
+def _line_sse(y: np.ndarray) -> float:
+    """Squared error of the least-squares line through y."""
+    if len(y) < 3:
+        return 0.0
+    x = np.arange(len(y), dtype=np.float64)
+    a = np.vstack([x, np.ones_like(x)]).T
+    coef = np.linalg.lstsq(a, y, rcond=None)[0]
+    r = y - a @ coef
+    return float(r @ r)
+
+
+def _break(env: np.ndarray, lo: int, hi: int) -> int:
+    """The frame in [lo, hi) where two straight lines (a level, then a fall) fit the envelope best."""
+    y = env[lo:hi].astype(np.float64)
+    errors = [_line_sse(y[: b + 1]) + _line_sse(y[b:]) for b in range(3, len(y) - 3)]
+    return lo + 3 + int(np.argmin(errors)) if errors else lo
 
 
 def estimate_timing(audio: np.ndarray, sample_rate: int) -> NoteTiming:
     """When the key was released (seconds after the start) and how long the release lasts.
 
-    The release is the last point where the level, steady or gently falling over the preceding 100 ms
-    (less than 30 dB/s), starts to fall fast (more than 60 dB/s over the next 50 ms) while still within
-    40 dB of the peak; failing that, the point where a steady level bends into a slower fall (20-60
-    dB/s, `_slow_knee`: a release time of a few tenths of a second). Without either the key is taken as
-    held to the end: plucks and drums that die away on their own, notes cut off by the end of the file.
-    Estimate it on the whole note: a window that ends before the release cannot see it.
+    The release is where a steady level bends into its final fall (`_release_knee`: fast or slow, with
+    tremolo or not). Without one the key is taken as held to the end: plucks and drums that die away on
+    their own, notes cut off by the end of the file. Estimate it on the whole note: a window that ends
+    before the release cannot see it. Measured on the dev set: docs/BENCHMARKS.md, "Key-held time".
     """
     a = np.asarray(audio, np.float32).reshape(-1)
     duration_s = len(a) / float(sample_rate)
     env, hop = _envelope_db(a, sample_rate)
-    env = _smooth(env, 3)
+    env = _smooth(env, 5)
     peak = float(env.max())
     above = np.flatnonzero(env >= peak - 60.0)
     end_s = (above[-1] + 1) * hop if above.size else duration_s
-    before, after = int(round(0.1 / hop)), int(round(0.05 / hop))
-    peak_i = int(np.argmax(env))
-    knee = None
-    for i in range(len(env) - after - 1, max(peak_i, before) - 1, -1):
-        if env[i] < peak - 40.0:
-            continue
-        slope_before = (env[i] - env[i - before]) / (before * hop)
-        slope_after = (env[i + after] - env[i]) / (after * hop)
-        if slope_before > -30.0 and slope_after < -60.0:
-            knee = i
-            break
-    if knee is None:
-        knee = _slow_knee(_smooth(env, 5), hop)
+    knee = _release_knee(env, hop)
     if knee is None:
         return NoteTiming(duration_s, duration_s, max(0.0, end_s - duration_s), True)
     note_s = float(np.clip((knee + 0.5) * hop, 0.01, duration_s))

@@ -205,20 +205,27 @@ def _start(
     return restore_phase(preset, start), steps, first.ok
 
 
-def _one_shot_release(preset: Preset, target: MatchTarget) -> tuple[Preset, dict | None]:
-    """A target held to its end shows no release, so the match's release was never heard while matching.
-    For a sound that dies away on its own (amp sustain below half), the release is made at least as long
-    as the decay: played with a shorter key press, the note then rings on as the target does instead of
-    being cut. Changes nothing within the target's length."""
+def _one_shot_release(preset: Preset, target: MatchTarget) -> tuple[Preset, dict[str, float] | None]:
+    """A target held to its end shows no release, so the match's release was never heard while matching:
+    it is set so that letting go of the key sooner changes what is heard as little as it can.
+
+    - A sound that dies away on its own (amp sustain below half): the release at least as long as the
+      decay, so the note rings on as the target does instead of being cut.
+    - A sound that holds its level: the longest release, so it keeps sounding as the target does (the
+      target gives no sign that it ever stops).
+
+    Changes nothing within the target's length at the key-held time it was matched at."""
     from synthmatch.synth.params import param_space
 
     if target.note_duration_s < target.duration_s - 1e-3:
         return preset, None
     v = preset.values
+    spec = param_space()["env_1_release"]
     decay, release = v.get("env_1_decay", 1.0), v.get("env_1_release", 0.0)
-    if v.get("env_1_sustain", 1.0) >= 0.5 or release >= decay:
+    want = decay if v.get("env_1_sustain", 1.0) < 0.5 else spec.max
+    if release >= want:
         return preset, None
-    new = param_space()["env_1_release"].clamp(decay)
+    new = spec.clamp(want)
     return preset.with_values(env_1_release=new), {"from": round(release, 4), "to": round(new, 4)}
 
 
