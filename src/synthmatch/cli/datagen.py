@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from synthmatch.cli import flags
-from synthmatch.defaults import DEFAULT_SAMPLE_RATE
-from synthmatch.synth.params import TIERS
+from synthmatch.defaults import DATASET_TIER, DEFAULT_SAMPLE_RATE
 
 log = logging.getLogger("synthmatch")
 
@@ -66,7 +65,7 @@ def run_generate(args: argparse.Namespace) -> int:
 def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
     p.add_argument("-n", type=int, required=True, help="generator indices of the whole dataset (all shards)")
-    p.add_argument("--tier", type=int, choices=TIERS, default=3, help="parameter tier (default %(default)s)")
+    flags.tier(p, "parameter tier", default=DATASET_TIER)
     flags.workers(p, "worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -215,7 +214,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 def add_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", type=Path, nargs="+", metavar="DIR_OR_FILES", help=".vital files and/or folders")
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset .h5 file to write")
-    p.add_argument("--tier", type=int, choices=TIERS, help="parameter tier (default 3, or the file's)")
+    flags.tier(p, "parameter tier", when_unset=f"{DATASET_TIER}, or the file's")
     p.add_argument(
         "--midi-notes",
         type=_midi_notes,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synthmatch.cli import flags
-from synthmatch.synth.params import TIERS
+from synthmatch.defaults import SEARCH_TIER
 
 log = logging.getLogger("synthmatch")
 
@@ -76,12 +76,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         default=4.0,
         help="length of the targets, matched and scored whole (default %(default)s; longer audio is cut)",
     )
-    p.add_argument(
-        "--tier",
-        type=int,
-        choices=TIERS,
-        help="parameter space of the in-domain targets and of CMA-ES from init (default: the model's, else 2)",
-    )
+    flags.search_tier(p, "parameter space of the in-domain targets and of CMA-ES from init")
     p.add_argument("-n", type=int, help="in-domain targets (default 50; 3 with --quick)")
     p.add_argument(
         "--budget",
@@ -154,8 +149,6 @@ def add_devset(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-n", type=int, default=30, help="in_domain targets (default %(default)s)")
     p.add_argument("--both", action="store_true", help="soundfont: every instrument from both soundfonts")
-    p.add_argument(
-        "--tier", type=int, choices=TIERS, default=2, help="in_domain presets' tier (default %(default)s)"
-    )
+    flags.tier(p, "in_domain presets' tier", default=SEARCH_TIER)
     p.add_argument("--limit", type=int, help="at most this many files (a quick check)")
     p.add_argument("--overwrite", action="store_true", help="make every file anew")

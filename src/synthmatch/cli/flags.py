@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["checkpoint", "refine_timeout", "workers"]
+from synthmatch.defaults import SEARCH_TIER
+from synthmatch.synth.params import TIERS
+
+__all__ = ["checkpoint", "refine_timeout", "tier", "workers"]
 
 
 def checkpoint(p: argparse.ArgumentParser, what: str) -> None:
@@ -24,3 +27,14 @@ def refine_timeout(p: argparse.ArgumentParser, default: float = 60.0) -> None:
 
 def workers(p: argparse.ArgumentParser, what: str = "render threads") -> None:
     p.add_argument("--workers", type=int, help=f"{what} (default: every core)")
+
+
+def tier(p: argparse.ArgumentParser, what: str, default: int | None = None, when_unset: str = "") -> None:
+    """--tier: one of `synth.params.TIERS`; `when_unset` says what an unset --tier means."""
+    shown = "%(default)s" if default is not None else when_unset
+    p.add_argument("--tier", type=int, choices=TIERS, default=default, help=f"{what} (default {shown})")
+
+
+def search_tier(p: argparse.ArgumentParser, what: str) -> None:
+    """--tier of the commands that match: the space searched without a model."""
+    tier(p, what, when_unset=f"{SEARCH_TIER}; a model brings its own")

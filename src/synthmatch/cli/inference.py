@@ -10,7 +10,6 @@ from pathlib import Path
 
 from synthmatch.cli import flags
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
-from synthmatch.synth.params import TIERS
 
 log = logging.getLogger("synthmatch")
 
@@ -89,12 +88,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--start", help="start from 'init' (Vital's init preset) or a .vital preset instead of a model"
     )
-    p.add_argument(
-        "--tier",
-        type=int,
-        choices=TIERS,
-        help="parameter space refined without a model (default 2; a model brings its own)",
-    )
+    flags.search_tier(p, "parameter space refined without a model")
     p.add_argument("--midi-note", type=int, help="MIDI note of the target (default: estimated)")
     p.add_argument("--note-duration", type=float, help="seconds the key is held (default: estimated)")
     p.add_argument(
@@ -176,9 +170,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def add_demo(p: argparse.ArgumentParser) -> None:
     flags.checkpoint(p, "model checkpoint to predict the starting preset")
-    p.add_argument(
-        "--tier", type=int, choices=TIERS, help="parameter space refined without a model (default 2)"
-    )
+    flags.search_tier(p, "parameter space refined without a model")
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )

@@ -31,7 +31,7 @@ from synthmatch.audio.pitch import (
     estimate_pitch,
     estimate_timing,
 )
-from synthmatch.defaults import DEFAULT_SAMPLE_RATE
+from synthmatch.defaults import DEFAULT_SAMPLE_RATE, SEARCH_TIER
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.inference.export import MatchFiles, output_paths, write_match
 from synthmatch.inference.refine import RefineConfig
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 MAX_TARGET_S = 4.0  # default --max-seconds: targets are matched whole up to this length
-DEFAULT_TIER = 2  # parameter space searched without a model
+DEFAULT_TIER = SEARCH_TIER  # parameter space searched without a model
 
 
 @dataclass(frozen=True)

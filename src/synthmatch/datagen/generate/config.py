@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthmatch.datagen.sample import LHS_BLOCK_SIZE
-from synthmatch.defaults import DEFAULT_SAMPLE_RATE
+from synthmatch.defaults import DATASET_TIER, DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.synth.params import TIERS
 
@@ -61,7 +61,7 @@ class GenerateConfig:
 
     output: Path
     n: int
-    tier: int = 3
+    tier: int = DATASET_TIER
     workers: int | None = None
     seed: int = 0
     sample_rate: int = DEFAULT_SAMPLE_RATE
