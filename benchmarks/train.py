@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import load_monitor, machine_line, print_table  # noqa: E402
+from synthmatch.datagen.mels import MelReader, mel_sidecar_path, precompute_mels  # noqa: E402
 from synthmatch.datagen.sample import PresetSampler  # noqa: E402
 from synthmatch.datagen.store import DatasetSchema, DatasetWriter, ExampleRow  # noqa: E402
 from synthmatch.model.nets import MODEL_SIZES, ModelConfig, SynthMatchNet  # noqa: E402
@@ -29,10 +30,7 @@ from synthmatch.synth.render import Renderer  # noqa: E402
 from synthmatch.training.data import (  # noqa: E402
     BatchDataset,
     DatasetLabels,
-    MelReader,
     epoch_batches,
-    mel_sidecar_path,
-    precompute_mels,
 )
 from synthmatch.training.loss import LossWeights, ParamLayout, compute_loss  # noqa: E402
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from synthmatch.training.data import precompute_mels
+from synthmatch.datagen.mels import precompute_mels
 from synthmatch.training.loop import TrainConfig, train
 from tests.training.helpers import make_dataset
 

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
+from synthmatch.datagen.mels import mel_sidecar_path
 from synthmatch.datagen.store import Dataset
 from synthmatch.errors import ConfigError
 from synthmatch.evaluation.baselines import METHODS, SEARCH_METHODS, NearestNeighbour
 from synthmatch.evaluation.benchmark import EvalConfig, run_eval
-from synthmatch.training.data import mel_sidecar_path
 from tests.helpers import EXAMPLES_DIR, REPO
 
 

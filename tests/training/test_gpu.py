@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthmatch.training.data import precompute_mels
+from synthmatch.datagen.mels import precompute_mels
 from synthmatch.training.loop import TrainConfig, train
 
 pytestmark = [

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from synthmatch.audio.features import model_features
+from synthmatch.datagen.mels import MelReader, mel_sidecar_path, precompute_mels
 from synthmatch.datagen.store import Dataset, DatasetError
 from synthmatch.model.checkpoint import (
     CheckpointError,
@@ -24,13 +25,7 @@ from synthmatch.model.checkpoint import (
     resolve_checkpoint_path,
     save_checkpoint,
 )
-from synthmatch.training.data import (
-    MelReader,
-    epoch_batches,
-    mel_sidecar_path,
-    precompute_mels,
-    split_by_preset,
-)
+from synthmatch.training.data import epoch_batches, split_by_preset
 from synthmatch.training.loop import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ log = logging.getLogger("synthmatch")
 
 def run_precompute_mels(args: argparse.Namespace) -> int:
     from synthmatch.audio.features import MelSettings
+    from synthmatch.datagen.mels import precompute_mels
     from synthmatch.datagen.store import Dataset
-    from synthmatch.training.data import precompute_mels
 
     with Dataset(args.dataset) as ds:
         sr = ds.schema.sample_rate

@@ -124,8 +124,8 @@ class NearestNeighbour:
         from tqdm import tqdm
 
         from synthmatch.datagen.community import test_preset_names
+        from synthmatch.datagen.mels import MelReader, dataset_fingerprint, mel_sidecar_path
         from synthmatch.datagen.store import Dataset, DatasetError, audio_from_storage
-        from synthmatch.training.data import MelReader, dataset_fingerprint, mel_sidecar_path
 
         from .testsets import EVAL_SEED
 

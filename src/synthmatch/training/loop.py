@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from synthmatch import __version__
 from synthmatch.audio.features import FEATURE_LOUDNESS_DB, MelSettings, model_features
+from synthmatch.datagen.mels import MelReader, MelStats, mel_sidecar_path
 from synthmatch.datagen.store import Dataset, DatasetError
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.model.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
@@ -34,10 +35,7 @@ from synthmatch.model.nets import MODEL_SIZES, ModelConfig, SynthMatchNet
 from synthmatch.training.data import (
     BatchDataset,
     DatasetLabels,
-    MelReader,
-    MelStats,
     epoch_batches,
-    mel_sidecar_path,
     split_by_preset,
 )
 from synthmatch.training.distributed import (

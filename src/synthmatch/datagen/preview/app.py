@@ -1,44 +1,25 @@
-"""The dataset browser (`synthmatch preview`): a Textual app to look at and listen to any dataset file.
-
-A paged table of examples (index, source, name, MIDI note, RMS), and for the selected example its
-parameters in Vital's own display text grouped by module (controls at their init value hidden, or shown
-dimmed with `a`), its modulation connections, a waveform envelope and a small spectrogram. Rows are read
-a page at a time and one example's audio on selection, so a file of any size opens at once.
-
-Playback uses the dataset's own sample rate from its schema (the seed report's bug 6: it was fixed at 44.1 kHz), through
-`sounddevice` when an output device exists. Without one (servers, containers) the status line says so,
-and `w` exports the example to a WAV file at the dataset's sample rate instead.
-
-Needs the `tui` extra (textual, sounddevice): `pip install 'synthmatch[tui]'`.
-"""
+"""The Textual app: `PreviewApp` (table, parameters, waveform, playback), the file picker, `run_preview`."""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 
-from synthmatch.audio.io import write_wav
 from synthmatch.datagen.store import Dataset, DatasetError
 from synthmatch.errors import SynthmatchError
-from synthmatch.synth.display import display_text
-from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Preset
 
-log = logging.getLogger(__name__)
+from .errors import TUI_INSTALL, PreviewError, TuiUnavailable
+from .output import AudioOutput, export_example
+from .panels import envelope, note_name, parameter_lines, spectrogram
 
-TUI_INSTALL = "pip install 'synthmatch[tui]'"
-
-
-class TuiUnavailable(SynthmatchError, ImportError):
-    """The `tui` extra (textual) is not installed."""
-
+log = logging.getLogger("synthmatch.datagen.preview")
 
 try:
     from rich.text import Text
@@ -55,110 +36,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 
-__all__ = [
-    "PreviewApp",
-    "PreviewError",
-    "AudioOutput",
-    "TuiUnavailable",
-    "find_datasets",
-    "parameter_lines",
-    "export_example",
-    "run_preview",
-]
-
 DEFAULT_PAGE_SIZE = 200
-_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-_MODULE_TITLES = {
-    "osc": "Oscillator",
-    "env": "Envelope",
-    "lfo": "LFO",
-    "random": "Random",
-    "filter": "Filter",
-    "macro_control": "Macro",
-}
 
 
-class PreviewError(SynthmatchError, ValueError):
-    """A path the browser cannot open (no datasets in a folder, not a dataset file)."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# pieces that need no terminal (tested directly)
 def find_datasets(folder: str | os.PathLike) -> list[Path]:
     """The .h5 files in a folder and its subfolders, sorted by path."""
     root = Path(folder)
     return sorted(p for p in root.rglob("*.h5") if p.is_file() and not p.name.startswith("."))
-
-
-def note_name(midi_note: int) -> str:
-    """60 -> "C4" (Vital's and most DAWs' octave numbering)."""
-    return f"{_NOTE_NAMES[midi_note % 12]}{midi_note // 12 - 1}"
-
-
-def module_title(module: str) -> str:
-    """osc_1 -> "Oscillator 1", filter_fx -> "Filter FX", macro_control_2 -> "Macro 2", eq -> "EQ"."""
-    m = re.match(r"^([a-z_]+?)_(\d+)$", module)
-    if m and m.group(1) in _MODULE_TITLES:
-        return f"{_MODULE_TITLES[m.group(1)]} {m.group(2)}"
-    return {"filter_fx": "Filter FX", "eq": "EQ", "global": "Global"}.get(module, module.title())
-
-
-def parameter_lines(preset: Preset, names: tuple[str, ...], show_all: bool = False) -> list[tuple[str, str]]:
-    """The preset's parameters as display lines grouped by module: [(style, text), ...].
-
-    Style is "heading", "value" (differs from Vital's init), "init" (at the init value; only with
-    show_all) or "off" (modules switched off: one line naming them, or with show_all each module's
-    heading followed by its values as "init").
-    """
-    ps = param_space()
-    init = Preset.init().values
-    groups: dict[str, list[str]] = {}
-    for n in names:
-        groups.setdefault(ps[n].module, []).append(n)
-    groups = dict(sorted(groups.items(), key=lambda kv: _module_order(kv[0])))
-    lines: list[tuple[str, str]] = []
-    off_modules: list[str] = []
-    for module, members in groups.items():
-        switch = f"{module}_on"
-        off = switch in preset.values and ps[switch].clamp(preset.values[switch]) < 0.5
-        shown = []
-        for n in members:
-            spec = ps[n]
-            value = spec.clamp(preset.values.get(n, spec.default))
-            at_init = abs(value - spec.clamp(init.get(n, spec.default))) <= 1e-4 * max(spec.span, 1e-9)
-            if n == switch or ((at_init or off) and not show_all):
-                continue
-            shown.append(
-                ("init" if at_init or off else "value", f"  {spec.display_name:<30} {display_text(n, value)}")
-            )
-        if off and show_all:
-            lines.append(("off", f"{module_title(module)}: off"))
-            lines += [("init", text) for _, text in shown]
-        elif off:
-            off_modules.append(module_title(module))
-        elif shown:
-            lines.append(("heading", module_title(module)))
-            lines += shown
-    if off_modules:
-        lines.append(("off", f"Off: {', '.join(off_modules)}"))
-    if preset.modulations:
-        lines.append(("heading", f"Modulation ({len(preset.modulations)} connections)"))
-        for m in preset.modulations:
-            dest = ps[m.destination].display_name if m.destination in ps else m.destination
-            flags = "".join(f", {f}" for f, on_ in (("bipolar", m.bipolar), ("stereo", m.stereo)) if on_)
-            lines.append(("value", f"  {m.source} -> {dest}: amount {m.amount:+.3f}{flags}"))
-    return lines
-
-
-# Vital's layout: sound sources, filters, modulators, global, then the effects (filter_fx among them).
-_MODULE_ORDER = ("osc", "sample", "filter", "env", "lfo", "random", "macro_control", "global")
-
-
-def _module_order(module: str) -> tuple[int, int, str]:
-    m = re.match(r"^([a-z_]+?)(?:_(\d+))?$", module)
-    stem, number = (m.group(1), int(m.group(2) or 0)) if m else (module, 0)
-    rank = _MODULE_ORDER.index(stem) if stem in _MODULE_ORDER else len(_MODULE_ORDER)
-    return rank, number, module
 
 
 def _lines_to_text(lines: list[tuple[str, str]]) -> Text:
@@ -167,34 +51,6 @@ def _lines_to_text(lines: list[tuple[str, str]]) -> Text:
     for style, line in lines:
         text.append(line + "\n", style=styles[style])
     return text
-
-
-def envelope(audio: np.ndarray, width: int = 120) -> list[float]:
-    """Peak amplitude in `width` equal slices (what the waveform sparkline draws)."""
-    a = np.abs(_mono(audio))
-    edges = np.linspace(0, len(a), width + 1).astype(int)
-    return [float(a[lo:hi].max()) if hi > lo else 0.0 for lo, hi in zip(edges[:-1], edges[1:])]
-
-
-def spectrogram(audio: np.ndarray, sample_rate: int, n_bands: int = 16, n_frames: int = 60) -> np.ndarray:
-    """A coarse log-frequency spectrogram in dB: (n_bands, n_frames), band 0 lowest."""
-    a = _mono(audio).astype(np.float64)
-    n_fft = 1024
-    if len(a) < n_fft:
-        a = np.pad(a, (0, n_fft - len(a)))
-    starts = np.linspace(0, len(a) - n_fft, n_frames).astype(int)
-    frames = np.stack([a[s : s + n_fft] for s in starts]) * np.hanning(n_fft)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (n_frames, n_fft/2+1)
-    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
-    edges = np.geomspace(40.0, sample_rate / 2, n_bands + 1)
-    out = np.empty((n_bands, n_frames))
-    for b in range(n_bands):
-        sel = (freqs >= edges[b]) & (freqs < edges[b + 1])
-        if not sel.any():  # a band narrower than one bin: take the nearest bin
-            sel = np.zeros_like(freqs, bool)
-            sel[np.argmin(np.abs(freqs - edges[b]))] = True
-        out[b] = 10 * np.log10(power[:, sel].mean(axis=1) + 1e-12)
-    return out
 
 
 def _spectrogram_text(spec_db: np.ndarray, floor_db: float = 80.0) -> Text:
@@ -221,59 +77,6 @@ def _colour(x: float) -> str:
     return "rgb(252,253,191)"
 
 
-def _mono(audio: np.ndarray) -> np.ndarray:
-    a = np.asarray(audio, np.float32)
-    return a.mean(axis=0) if a.ndim == 2 else a
-
-
-def export_example(ds: Dataset, index: int, folder: str | os.PathLike) -> Path:
-    """Write example `index` to a WAV in `folder` at the dataset's sample rate; returns the path."""
-    info = ds.row_info(index)
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", info["name"]).strip("-")[:40] or "example"
-    path = Path(folder) / f"{ds.path.stem}_{index:06d}_{slug}_n{info['midi_note']}.wav"
-    write_wav(path, ds.audio(index), ds.schema.sample_rate)
-    return path
-
-
-class AudioOutput:
-    """Playback through sounddevice, or the reason there is none (`error`)."""
-
-    def __init__(self) -> None:
-        self.error: str | None = None
-        self._sd = None
-        try:
-            import sounddevice as sd
-        except ImportError:
-            self.error = f"sounddevice is not installed ({TUI_INSTALL})"
-            return
-        except OSError as exc:  # the PortAudio library is missing
-            self.error = f"no audio output ({exc})"
-            return
-        try:
-            sd.query_devices(kind="output")
-        except Exception as exc:  # sounddevice.PortAudioError, ValueError: no default output device
-            self.error = f"no audio output device ({str(exc).strip() or type(exc).__name__})"
-            return
-        self._sd = sd
-
-    @property
-    def available(self) -> bool:
-        return self._sd is not None
-
-    def play(self, audio: np.ndarray, sample_rate: int) -> None:
-        """Start playing (returns at once); `sample_rate` is the dataset's own."""
-        if self._sd is None:
-            raise PreviewError(self.error or "no audio output")
-        a = np.asarray(audio, np.float32)
-        self._sd.play(a.T if a.ndim == 2 else a, samplerate=int(sample_rate))
-
-    def stop(self) -> None:
-        if self._sd is not None:
-            self._sd.stop()
-
-
-# ---------------------------------------------------------------------------------------------------
-# the app
 @dataclass
 class _Page:
     start: int
