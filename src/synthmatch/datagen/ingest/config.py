@@ -6,11 +6,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthmatch.defaults import DATASET_TIER
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.synth.params import TIERS
 
 # Same defaults as `generate`, so ingested and generated data merge.
-DEFAULT_TIER = 3
+DEFAULT_TIER = DATASET_TIER
 DEFAULT_MIDI_NOTES = (48, 60, 72)
 DEFAULT_DURATION_S = 2.0
 DEFAULT_NOTE_DURATION_S = 1.5
