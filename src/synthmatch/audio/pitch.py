@@ -343,10 +343,12 @@ def _release_knee(env: np.ndarray, hop: float) -> int | None:
     later_max = np.maximum.accumulate(slow[::-1])[::-1]  # loudest smoothed level from each frame on
     gap = int(round(0.3 / hop))
     candidates: list[tuple[int, float]] = []
-    for i in range(attack + int(round(0.05 / hop)) + w, n - w):
+    settle = int(round(0.05 / hop))  # the attack's own overshoot
+    for i in range(attack + settle + max(1, w // 2), n - w):
         if env[i] < peak - 40.0:
             break
-        before = (env[i] - env[i - w]) / (w * hop)
+        wb = min(w, i - attack - settle)  # a short note has a short plateau
+        before = (env[i] - env[i - wb]) / (wb * hop)
         after = (env[i + w] - env[i]) / (w * hop)
         steady = before > max(-40.0, min(-RELEASE_STEADY_DB_S, after / 3))
         if not steady or after >= -RELEASE_FALL_DB_S or before - after < RELEASE_FALL_DB_S:

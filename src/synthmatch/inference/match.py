@@ -55,6 +55,8 @@ SILENT_DB = -100.0
 # Renders after refinement: one user render, one pitch check, up to three level checks, the final render
 # (and one more when it clips).
 POST_RENDERS = 7
+# A target whose last 250 ms are within this of its RMS level is still sounding at its end.
+SUSTAINED_TAIL_DB = 10.0
 
 
 @dataclass
@@ -211,7 +213,8 @@ def _one_shot_release(preset: Preset, target: MatchTarget) -> tuple[Preset, dict
 
     - A sound that dies away on its own (amp sustain below half): the release at least as long as the
       decay, so the note rings on as the target does instead of being cut.
-    - A sound that holds its level: the longest release, so it keeps sounding as the target does (the
+    - A sound that holds its level, in a target still sounding at its end (its last 250 ms within
+      SUSTAINED_TAIL_DB of its RMS): the longest release, so it keeps sounding as the target does (the
       target gives no sign that it ever stops).
 
     Changes nothing within the target's length at the key-held time it was matched at."""
@@ -222,7 +225,13 @@ def _one_shot_release(preset: Preset, target: MatchTarget) -> tuple[Preset, dict
     v = preset.values
     spec = param_space()["env_1_release"]
     decay, release = v.get("env_1_decay", 1.0), v.get("env_1_release", 0.0)
-    want = decay if v.get("env_1_sustain", 1.0) < 0.5 else spec.max
+    if v.get("env_1_sustain", 1.0) < 0.5:
+        want = decay
+    else:
+        tail = target.audio[-max(1, int(0.25 * target.sample_rate)) :]
+        if rms_db(tail) < rms_db(target.audio) - SUSTAINED_TAIL_DB:
+            return preset, None  # the target fades by its end: the match's own release may be right
+        want = spec.max
     if release >= want:
         return preset, None
     new = spec.clamp(want)
