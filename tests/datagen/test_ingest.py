@@ -231,7 +231,7 @@ def _write_bad_files(folder: Path) -> dict[str, str]:
     sub.mkdir(exist_ok=True)
     shutil.copy(COMMUNITY_DIR / "Synkick.vital", sub / "Synkick.vital")
     return {
-        "broken.vital": "malformed JSON",
+        "broken.vital": "invalid JSON",
         "binary.vital": "binary file",
         "newer.vital": "newer than this vita build",
         "silent.vital": "renders silent",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -10,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from synthmatch.synth.params import N_MOD_SLOTS, param_space
-from synthmatch.synth.presets import Preset, PresetError
+from synthmatch.synth.presets import Preset, PresetError, parse_json
 
 from ..community import COMMUNITY_DIR, unusable_preset_names
 
@@ -94,9 +93,9 @@ def _read_preset(path: Path) -> tuple[Preset, list[tuple[tuple[str, str], str]]]
     except UnicodeDecodeError:
         raise PresetError("not a Vital preset (binary file, expected .vital JSON)") from None
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PresetError(f"not a Vital preset (malformed JSON: {exc})") from None
+        doc = parse_json(text, origin)
+    except PresetError as exc:
+        raise PresetError(_strip_origin(str(exc), origin)) from None
     try:
         preset = Preset.from_json(doc, origin=origin)
     except PresetError as exc:
