@@ -8,8 +8,9 @@ PYTEST_ARGS ?=
 EXAMPLES ?= examples
 OUT ?= out
 # Started from the bundled default model's prediction and refined with CMA-ES (300 renders or 20 s per
-# example); writes .vital, WAV, spectrogram PNG and a tutorial per example. `--start init` compares.
-MATCH_FLAGS ?= --refine --refine-evals 300 --refine-timeout 20 --render --tutorial
+# example); writes .vital, WAV, spectrogram PNG and a tutorial per example (replacing those of an earlier
+# run). `--start init` compares.
+MATCH_FLAGS ?= --refine --refine-evals 300 --refine-timeout 20 --render --tutorial --overwrite
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test match lint typecheck format bench clean examples devset

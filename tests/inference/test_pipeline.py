@@ -130,9 +130,12 @@ def test_cli_start_preset_refine_render_tutorial_json(known, cli, tmp_path):
     assert r["midi_note"] == NOTE and r["pitch"]["source"] == "estimated"
     ref = r["refine"]
     assert ref["n_evals"] <= 30 and ref["final_loss"] <= ref["initial_loss"] and r["match_distance"] >= 0
+    # an existing match is not replaced without --overwrite, before any work
+    run = cli(*args, "--midi-note", "50")
+    assert run.code == 2 and f"{out}: exists; pass --overwrite" in run.err
     # without --refine the output is the start preset, brought to the target's level (it is in tune at
     # the given note already)
-    run = cli(*args, "--midi-note", "50", "--note-duration", "0.3")
+    run = cli(*args, "--midi-note", "50", "--note-duration", "0.3", "--overwrite")
     assert run.code == 0, run.err
     (r,) = run.json()
     moved = {d.split(":")[0] for d in Preset.load(out).differences(Preset.load(start))}
@@ -158,7 +161,7 @@ def test_folder_with_one_bad_file_matches_the_rest_and_exits_1(known, renderer, 
     assert results["b.wav"]["midi_note"] == 48
     assert sorted(p.name for p in out.iterdir()) == ["a.vital", "b.vital"]
     # the plain summary says the same, one line per file
-    run = cli("infer", "-i", folder, "-o", out)
+    run = cli("infer", "-i", folder, "-o", out, "--overwrite")
     assert run.code == 1 and "matched 2 of 3 files" in run.out and "broken.wav: error:" in run.out
     for path in out.glob("*.vital"):
         Preset.load(path)
@@ -194,4 +197,4 @@ def test_a_start_with_nothing_to_refine_falls_back_to_init(known, cli, tmp_path)
 
 
 def run_args(known, out, start):
-    return ("infer", "-i", known.wav, "-o", out, "--start", start, "--tier", "1", "--refine")
+    return ("infer", "-i", known.wav, "-o", out, "--start", start, "--tier", "1", "--refine", "--overwrite")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthmatch.atomic import atomic_path
+from synthmatch.atomic import atomic_write_bytes
 from synthmatch.errors import SynthmatchError
 
 log = logging.getLogger(__name__)
@@ -130,17 +130,24 @@ def load_audio(
     return audio, int(sr)
 
 
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:
-    """Write a WAV file atomically. `audio` is (N,) mono or (2, N) / (N, 2) stereo in [-1, 1]."""
+def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> bytes:
+    """A WAV file in memory. `audio` is (N,) mono or (2, N) / (N, 2) stereo in [-1, 1]."""
+    import io
+
     import soundfile as sf
 
     a = np.asarray(audio, np.float32)
     if a.ndim == 2 and a.shape[0] in (1, 2) and a.shape[1] > a.shape[0]:
         a = a.T  # (C, N) -> (N, C)
     a = np.clip(np.nan_to_num(a), -1.0, 1.0)
-    with atomic_path(path, suffix=".wav") as tmp:
-        sf.write(str(tmp), a, int(sample_rate), subtype=subtype, format="WAV")
-    return Path(path)
+    buf = io.BytesIO()
+    sf.write(buf, a, int(sample_rate), subtype=subtype, format="WAV")
+    return buf.getvalue()
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:
+    """Write a WAV file atomically. `audio` is (N,) mono or (2, N) / (N, 2) stereo in [-1, 1]."""
+    return atomic_write_bytes(path, wav_bytes(audio, sample_rate, subtype))
 
 
 def list_audio_files(folder: str | os.PathLike) -> list[Path]:

@@ -44,6 +44,7 @@ def run_infer(args: argparse.Namespace) -> int:
         workers=args.workers,
         seed=args.seed,
         progress=sys.stderr.isatty(),
+        overwrite=args.overwrite,
     )
     results = run_infer(cfg)
     if args.json:
@@ -128,6 +129,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
     flags.workers(p)
     p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
 
 
 def run_demo(args: argparse.Namespace) -> int:

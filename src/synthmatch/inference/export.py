@@ -1,7 +1,10 @@
 """Writing a match's files: the .vital preset, its render (WAV), the comparison PNG and the tutorial.
 
-Everything is produced in memory first and written only when all of it succeeded, each file atomically
-(`synthmatch.atomic`), so a failure leaves no half-written or partial set of outputs behind.
+Everything is produced in memory first and written only when all of it succeeded, all or nothing: every
+file goes to a temporary beside its place, and only when all are written are they renamed into place
+(`synthmatch.atomic`). A full disk or a read-only folder is one line (`ExportError`) and leaves nothing
+behind. An existing output is replaced only with `overwrite`; inputs whose names would collide in one
+output folder get distinct names (`output_names`), said aloud.
 
 The .vital goes through vita's own JSON (`Preset.to_vital_json`), with real control values for continuous
 and categorical controls and the modulation routing. Model outputs reach it already denormalised: the
@@ -12,19 +15,28 @@ Vital's, silently).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from synthmatch.atomic import atomic_write_bytes, atomic_write_text
-from synthmatch.audio.io import write_wav
+from synthmatch.atomic import atomic_path
+from synthmatch.audio.io import wav_bytes
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
-from synthmatch.errors import ConfigError
+from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.synth.presets import Preset
 
-__all__ = ["OutputPaths", "output_paths", "MatchFiles", "write_match"]
+log = logging.getLogger(__name__)
+
+__all__ = ["OutputPaths", "output_paths", "output_names", "MatchFiles", "write_match", "ExportError"]
+
+
+class ExportError(SynthmatchError, OSError):
+    """A match's files could not be written (an existing output, a full disk, a read-only folder)."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +49,14 @@ class OutputPaths:
     tutorial: Path
 
 
-def output_paths(output: str | os.PathLike, target: Path, single: bool) -> OutputPaths:
-    """`-o x.vital` (one input): x.vital, x.wav, x.png, x.md; `-o DIR`: DIR/<target stem>.vital, ...
+def output_paths(
+    output: str | os.PathLike, target: Path, single: bool, name: str | None = None
+) -> OutputPaths:
+    """`-o x.vital` (one input): x.vital, x.wav, x.png, x.md; `-o DIR`: DIR/<name>.vital, ...
 
+    Args:
+        name: the file name without extension in an output folder (default: the target's; see
+            `output_names` for a folder of inputs).
     Raises:
         ConfigError: a .vital output with several inputs, or an output that is an existing file.
     """
@@ -47,17 +64,44 @@ def output_paths(output: str | os.PathLike, target: Path, single: bool) -> Outpu
     if out.suffix.lower() == ".vital":
         if not single:
             raise ConfigError(f"-o {out}: several inputs need an output folder, not a .vital file")
-        stem = out.with_suffix("")
+        stem = out.parent / out.stem
     else:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"-o {out}: exists and is not a folder; give a folder or a .vital file")
-        stem = out / target.stem
-    return OutputPaths(
-        preset=stem.with_suffix(".vital"),
-        audio=stem.with_suffix(".wav"),
-        figure=stem.with_suffix(".png"),
-        tutorial=stem.with_suffix(".md"),
-    )
+        stem = out / (name or target.stem)
+    # appended, not `with_suffix`: "pluck.v1" keeps its ".v1"
+    return OutputPaths(*(stem.parent / f"{stem.name}{ext}" for ext in (".vital", ".wav", ".png", ".md")))
+
+
+def output_names(inputs: Sequence[Path]) -> dict[Path, str]:
+    """A distinct output name for every input of a folder run (file names compared case-insensitively).
+
+    An input keeps its own name where no other input has it; otherwise the name gains its format
+    ("a.wav", "a.flac" -> "a_wav", "a_flac"), then its folder ("x/kick.wav", "y/kick.wav" -> "x_kick",
+    "y_kick"), then a number. Every renamed input is logged.
+    """
+    by_stem: dict[str, list[Path]] = {}
+    for p in inputs:
+        by_stem.setdefault(p.stem.lower(), []).append(p)
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for group in by_stem.values():
+        if len(group) == 1:
+            names[group[0]] = group[0].stem
+            taken.add(group[0].stem.lower())
+    for group in by_stem.values():
+        if len(group) == 1:
+            continue
+        suffixes = {p.suffix.lower() for p in group}
+        for p in group:
+            name = f"{p.stem}_{p.suffix[1:]}" if len(suffixes) == len(group) else f"{p.parent.name}_{p.stem}"
+            base, k = name, 2
+            while name.lower() in taken:
+                name, k = f"{base}_{k}", k + 1
+            taken.add(name.lower())
+            names[p] = name
+            log.warning("%s: written as %s (another input has the name %s)", p, name, p.stem)
+    return names
 
 
 @dataclass
@@ -71,16 +115,32 @@ class MatchFiles:
     tutorial_md: str | None = None
 
 
-def write_match(files: MatchFiles, paths: OutputPaths) -> dict[str, Path]:
-    """Write what `files` holds (the preset always, the others when present); returns kind -> path."""
+def write_match(files: MatchFiles, paths: OutputPaths, overwrite: bool = False) -> dict[str, Path]:
+    """Write what `files` holds (the preset always, the others when present), all or nothing.
+
+    Returns:
+        kind -> path of every file written.
+    Raises:
+        ExportError: an output exists (without `overwrite`), or the files cannot be written (nothing
+            of them is left behind).
+    """
     vital_text = files.preset.to_vital_json()  # can fail (vita refuses the preset): before any write
-    written: dict[str, Path] = {}
-    atomic_write_text(paths.preset, vital_text)
-    written["preset"] = paths.preset
+    planned: dict[str, tuple[Path, bytes]] = {"preset": (paths.preset, vital_text.encode("utf-8"))}
     if files.audio is not None:
-        written["audio"] = write_wav(paths.audio, files.audio, files.sample_rate)
+        planned["audio"] = (paths.audio, wav_bytes(files.audio, files.sample_rate))
     if files.figure_png is not None:
-        written["figure"] = atomic_write_bytes(paths.figure, files.figure_png)
+        planned["figure"] = (paths.figure, files.figure_png)
     if files.tutorial_md is not None:
-        written["tutorial"] = atomic_write_text(paths.tutorial, files.tutorial_md)
-    return written
+        planned["tutorial"] = (paths.tutorial, files.tutorial_md.encode("utf-8"))
+    if not overwrite:
+        existing = [p for p, _ in planned.values() if p.exists() or p.is_symlink()]
+        if existing:
+            raise ExportError(f"{existing[0]}: exists; pass --overwrite to replace it")
+    try:
+        with contextlib.ExitStack() as stack:  # every temporary written before any is renamed
+            for path, data in planned.values():
+                stack.enter_context(atomic_path(path)).write_bytes(data)
+    except OSError as exc:
+        where = exc.filename or next(iter(planned.values()))[0].parent
+        raise ExportError(f"cannot write the match to {where}: {exc.strerror or exc}") from None
+    return {kind: path for kind, (path, _) in planned.items()}

@@ -33,7 +33,7 @@ from synthmatch.audio.pitch import (
 )
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE, SEARCH_TIER
 from synthmatch.errors import ConfigError, SynthmatchError
-from synthmatch.inference.export import MatchFiles, output_paths, write_match
+from synthmatch.inference.export import MatchFiles, output_names, output_paths, write_match
 from synthmatch.inference.refine import RefineConfig
 from synthmatch.inference.target import MIN_SAMPLES, Target, load_target
 from synthmatch.synth.params import TIERS
@@ -83,6 +83,7 @@ class InferConfig:
         workers: render threads (default: every core).
         seed: CMA-ES seed.
         progress: show progress bars.
+        overwrite: replace outputs that exist (without it such an input is an error, matched not at all).
     """
 
     inputs: tuple[Path, ...]
@@ -103,6 +104,7 @@ class InferConfig:
     workers: int | None = None
     seed: int = 0
     progress: bool = False
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -452,6 +454,15 @@ def _pitch_at(midi_note: int) -> PitchEstimate:
     return PitchEstimate(midi_to_hz(midi_note), float(midi_note), int(midi_note), 1.0, True)
 
 
+def _refuse_existing(paths) -> None:
+    """An existing .vital at an output path is not replaced without --overwrite (its WAV, PNG and
+    tutorial are checked when written)."""
+    from synthmatch.inference.export import ExportError
+
+    if paths.preset.exists() or paths.preset.is_symlink():
+        raise ExportError(f"{paths.preset}: exists; pass --overwrite to replace it")
+
+
 def run_infer(cfg: InferConfig) -> list[MatchResult]:
     """Match every input; one result per input file (errors included, never raised per file).
 
@@ -463,7 +474,10 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
 
     files = resolve_inputs(cfg.inputs)
     single = len(files) == 1
-    output_paths(cfg.output, files[0], single)  # a bad -o fails before any work
+    names = output_names(files) if not single else {}
+    planned = {p: output_paths(cfg.output, p, single, names.get(p)) for p in files}  # a bad -o fails here
+    if single and not cfg.overwrite:
+        _refuse_existing(planned[files[0]])  # before any work
     starter = Starter(cfg)
     results: list[MatchResult] = []
     with Renderer(sample_rate=starter.sample_rate, n_threads=cfg.workers) as renderer:
@@ -472,11 +486,13 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
             t0 = time.perf_counter()
             result = MatchResult(input=path)
             try:
+                if not cfg.overwrite:
+                    _refuse_existing(planned[path])
                 target = load_target(path, starter.sample_rate, cfg.max_seconds, starter.min_samples)
                 outputs, result.info = match_target(
                     target, cfg, starter, renderer, progress=single and cfg.progress
                 )
-                result.outputs = write_match(outputs, output_paths(cfg.output, path, single))
+                result.outputs = write_match(outputs, planned[path], overwrite=cfg.overwrite)
             except SynthmatchError as exc:
                 result.error = str(exc)
                 if single:

@@ -67,6 +67,15 @@ class RenderError(SynthmatchError, RuntimeError):
     """A preset that could not be rendered (vita refused it, or it raised)."""
 
 
+class RenderSettingsError(SynthmatchError, ValueError):
+    """A render setting outside what vita renders safely (one line, naming the flag)."""
+
+
+# vita renders 8 to 192 kHz; below about 100 Hz `render` spins forever (docs/VITA.md).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192_000
+MAX_DURATION_S = 60.0
+
+
 @dataclass
 class RenderResult:
     """One item of a batch: the audio, or the error that stopped it."""
@@ -169,10 +178,12 @@ class Renderer:
         n_threads: int | None = None,
         velocity: float = DEFAULT_VELOCITY,
     ):
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise RenderSettingsError(
+                f"--sample-rate must be {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, got {sample_rate}"
+            )
         if not 0.0 <= velocity <= 1.0:
-            raise ValueError(f"velocity must be in [0, 1], got {velocity}")
+            raise RenderSettingsError(f"velocity must be in [0, 1], got {velocity}")
         _vita.import_vita()  # fail here, clearly, if vita is missing
         self.sample_rate = int(sample_rate)
         self.velocity = float(velocity)
@@ -293,6 +304,9 @@ class Renderer:
             notes = [int(n) for n in cast(Iterable[int], midi_notes)]
         if len(notes) != len(presets):
             raise ValueError(f"{len(presets)} presets but {len(notes)} MIDI notes")
+        bad = [n for n in notes if not 0 <= n <= 127]
+        if bad:
+            raise RenderSettingsError(f"--midi-note must be 0 to 127, got {bad[0]}")
         futures = [
             self._pool.submit(
                 self._render_one, p, n, note_duration_s, duration_s, stereo, flush_s, postprocess, fresh
@@ -303,9 +317,9 @@ class Renderer:
 
 
 def _check_durations(note_duration_s: float, duration_s: float) -> None:
-    if not duration_s > 0:
-        raise ValueError(f"render duration must be positive, got {duration_s} s")
-    if not note_duration_s >= 0:
-        raise ValueError(f"note duration must be >= 0, got {note_duration_s} s")
-    if duration_s > 60:
-        raise ValueError(f"render duration {duration_s} s is longer than the 60 s limit")
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise RenderSettingsError(
+            f"--duration must be above 0 and at most {MAX_DURATION_S:g} s, got {duration_s}"
+        )
+    if not 0 <= note_duration_s <= MAX_DURATION_S:
+        raise RenderSettingsError(f"--note-duration must be 0 to {MAX_DURATION_S:g} s, got {note_duration_s}")
