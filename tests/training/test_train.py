@@ -159,6 +159,9 @@ def _train_cmd(dataset: Path, out: Path, *extra: str) -> list[str]:
 def test_kill_and_resume_equals_uninterrupted_run(mels_dataset, tmp_path):
     reference = tmp_path / "reference"
     subprocess.run(_train_cmd(mels_dataset, reference), check=True, capture_output=True, timeout=600)
+    # a finished run is not replaced by accident: --resume continues it, --overwrite replaces it
+    again = subprocess.run(_train_cmd(mels_dataset, reference), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "pass --resume to continue it or --overwrite" in again.stderr
     resumed = tmp_path / "resumed"
     # Checkpoint after every optimizer step so the kill lands mid-epoch, then SIGKILL.
     cmd = _train_cmd(mels_dataset, resumed, "--checkpoint-every-minutes", "0.0001")

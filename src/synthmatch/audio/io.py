@@ -7,7 +7,9 @@ is accepted; the CLI prints them without a traceback.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +89,17 @@ def trim_leading_silence(
     return a[start:]
 
 
+# What a file's header may claim before anything is decoded (a 10 KB file that says 1 Hz would otherwise
+# be resampled into gigabytes).
+MIN_FILE_RATE, MAX_FILE_RATE = 1000, 768_000
+MAX_CHANNELS = 64
+
+
 def load_audio(
-    path: str | os.PathLike, sample_rate: int | None = None, mono: bool = True
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    mono: bool = True,
+    max_seconds: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file.
 
@@ -96,22 +107,41 @@ def load_audio(
         path: any format libsndfile reads (WAV, FLAC, OGG, AIFF, MP3...).
         sample_rate: resample to this rate (None keeps the file's).
         mono: mix all channels to one.
+        max_seconds: decode at most this much of the file (at its own rate), the rest is never read.
     Returns:
         (audio, sample_rate): float32 (N,) if mono else (N, C).
     Raises:
-        AudioError: missing path, a directory, an unreadable/non-audio file, empty or non-finite audio.
+        AudioError: missing path, a directory or other non-regular file, an unreadable/non-audio file,
+            a header claiming a rate or channel count no audio has, empty or non-finite audio.
     """
     import soundfile as sf
 
     p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: no such file")
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise AudioError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise AudioError(f"{p}: cannot be read ({exc.strerror or exc})") from None
     if p.is_dir():
         raise AudioError(f"{p}: is a directory, expected an audio file")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(f"{p}: not a regular file (a pipe, socket or device), expected an audio file")
+    if st.st_size == 0:
         raise AudioError(f"{p}: the file is empty (0 bytes), expected an audio file")
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        info = sf.info(str(p))
+        if not MIN_FILE_RATE <= info.samplerate <= MAX_FILE_RATE:
+            raise AudioError(
+                f"{p}: the file says its sample rate is {info.samplerate} Hz; audio is "
+                f"{MIN_FILE_RATE} to {MAX_FILE_RATE} Hz"
+            )
+        if not 1 <= info.channels <= MAX_CHANNELS:
+            raise AudioError(f"{p}: the file says it has {info.channels} channels (at most {MAX_CHANNELS})")
+        frames = -1 if max_seconds is None else int(math.ceil(max_seconds * info.samplerate))
+        data, sr = sf.read(str(p), frames=frames, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
         raise AudioError(
             f"{p}: not a readable audio file ({str(exc).strip() or type(exc).__name__}); "

@@ -74,6 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         freeze=args.freeze,
         resume=args.resume,
+        overwrite=args.overwrite,
         perceptual_weights=args.perceptual_weights,
         categorical_weight=args.categorical_weight,
         compute_spectral_metrics=args.compute_spectral_metrics,
@@ -130,6 +131,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-freeze", dest="freeze", action="store_false", help="train every layer (default)")
     p.set_defaults(freeze=False)
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/latest.safetensors")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in OUTPUT_DIR (default: refuse)"
+    )
     p.add_argument(
         "--perceptual-weights",
         action="store_true",

@@ -71,6 +71,10 @@ class Target:
         }
 
 
+# Leading silence is trimmed before the clip is cut: up to this much of it is read past --max-seconds.
+MAX_LEADING_SILENCE_S = 10.0
+
+
 def load_target(
     path: str | os.PathLike, sample_rate: int, max_seconds: float, min_samples: int = MIN_SAMPLES
 ) -> Target:
@@ -88,7 +92,9 @@ def load_target(
     import soundfile as sf
 
     p = Path(path)
-    audio, sr = load_audio(p, sample_rate)  # raises AudioError with the file's name and the reason
+    # raises AudioError with the file's name and the reason; reads no more than the clip and leading
+    # silence can use
+    audio, sr = load_audio(p, sample_rate, max_seconds=max_seconds + MAX_LEADING_SILENCE_S)
     try:
         info = sf.info(str(p))
         source_sr, channels, source_frames = int(info.samplerate), int(info.channels), int(info.frames)

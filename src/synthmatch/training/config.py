@@ -37,6 +37,7 @@ class TrainConfig:
     init_from: Path | None = None
     freeze: bool = False
     resume: bool = False
+    overwrite: bool = False  # replace the run already in output_dir (without it, or --resume, refuse)
     perceptual_weights: bool = False
     categorical_weight: float = 0.2
     modulation_weight: float = 1.0

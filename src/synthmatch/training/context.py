@@ -88,6 +88,13 @@ def load_context(cfg: TrainConfig, dist_info: DistInfo) -> RunContext:
     latest_path = Path(cfg.output_dir) / LATEST_NAME
     if cfg.resume and not latest_path.exists():
         raise ConfigError(f"--resume: no {latest_path} to resume from")
+    if not cfg.resume and not cfg.overwrite:
+        earlier = [p for p in (latest_path, Path(cfg.output_dir) / BEST_NAME) if p.exists()]
+        if earlier:
+            raise ConfigError(
+                f"{cfg.output_dir} holds a training run ({earlier[0].name}); pass --resume to continue it "
+                "or --overwrite to replace it"
+            )
     if not Path(cfg.dataset).exists():
         raise DatasetError(f"{cfg.dataset}: no such dataset file")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,7 +85,13 @@ def _read_preset(path: Path) -> tuple[Preset, list[tuple[tuple[str, str], str]]]
         PresetError: with a message that says what is wrong (without the file name).
     """
     origin = str(path)
-    size = path.stat().st_size
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise PresetError(f"cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PresetError("not a regular file (a pipe, socket or device), expected a .vital file")
+    size = st.st_size
     if size > MAX_FILE_BYTES:
         raise PresetError(f"{size / 1e6:.0f} MB: too large for a Vital preset")
     raw = path.read_bytes()
