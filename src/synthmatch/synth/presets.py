@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import re
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,10 +32,17 @@ from typing import Any
 import numpy as np
 
 from synthmatch.atomic import atomic_write_text
-from synthmatch.errors import SynthmatchError
 from synthmatch.synth import _vita
 from synthmatch.synth.params import MOD_SLOT_FIELDS, N_MOD_SLOTS, ParamSpace, TierSpace, param_space
 from synthmatch.synth.structure import structure_problem
+from synthmatch.synth.vital_file import (
+    InvalidModulationError,
+    PresetError,
+    check_version,
+    clean_text,
+    parse_json,
+    read_preset_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +64,6 @@ __all__ = [
 # (1.0.x: it lacks 1.5 features such as osc_N_spectral_morph_phase), so a newer Vital upgrades them.
 EXPORT_SYNTH_VERSION = "1.0.7"
 _STRUCTURED_KEYS = ("wavetables", "lfos", "sample")
-# A .vital file larger than this is refused before it is read (Vital's own are a few MiB at most: a
-# 257-keyframe wavetable is 3 MB).
-MAX_PRESET_BYTES = 64 * 2**20
 _META_KEYS = ("preset_name", "author", "comments", "preset_style", "macro1", "macro2", "macro3", "macro4")
 
 # Controls added by Vital releases newer than vita's code, with their defaults (seen in community presets).
@@ -82,14 +85,6 @@ MOD_DTYPE = np.dtype(
         ("stereo", "u1"),
     ]
 )
-
-
-class PresetError(SynthmatchError, ValueError):
-    """A preset file or JSON that cannot be used, with a message that names it and says why."""
-
-
-class InvalidModulationError(PresetError):
-    """A modulation connection whose source or destination vita does not know."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +228,7 @@ class Preset:
         doc = text if isinstance(text, Mapping) else parse_json(text, origin)
         if not isinstance(doc, Mapping) or not isinstance(doc.get("settings"), Mapping):
             raise PresetError(f"{origin}: not a Vital preset (no 'settings' object)")
-        _check_version(doc.get("synth_version"), origin)
+        check_version(doc.get("synth_version"), origin)
         ps = param_space()
         settings = doc["settings"]
         init_values, init_data, _ = _init_parts()
@@ -281,7 +276,7 @@ class Preset:
         if problem is not None:
             raise PresetError(f"{origin}: not a preset Vital can load safely: {problem}")
         mods = _read_modulations(settings, origin, strict)
-        meta = {k: _clean_text(doc[k]) for k in _META_KEYS if k in doc}
+        meta = {k: clean_text(doc[k]) for k in _META_KEYS if k in doc}
         if "synth_version" in doc:
             meta["source_synth_version"] = doc["synth_version"]
         if audible:
@@ -292,25 +287,7 @@ class Preset:
     def load(cls, path: str | os.PathLike, *, strict: bool = False) -> Preset:
         """Read a .vital file. Raises PresetError naming the file when it cannot be used."""
         p = Path(path)
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            broken = p.is_symlink()
-            raise PresetError(f"{p}: {'a broken symbolic link' if broken else 'no such file'}") from None
-        except OSError as exc:  # a symlink loop, a path through a file, permission denied
-            raise PresetError(f"{p}: cannot be read ({exc.strerror or exc})") from None
-        if p.is_dir():
-            raise PresetError(f"{p}: is a directory, expected a .vital file")
-        if not stat.S_ISREG(st.st_mode):
-            raise PresetError(f"{p}: not a regular file (a pipe, socket or device), expected a .vital file")
-        if st.st_size > MAX_PRESET_BYTES:
-            raise PresetError(f"{p}: {st.st_size / 2**20:.0f} MiB, too large for a preset (at most 64 MiB)")
-        try:
-            text = p.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise PresetError(f"{p}: not a Vital preset (binary file, expected .vital JSON)") from None
-        except OSError as exc:
-            raise PresetError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+        text = read_preset_text(p)
         preset = cls.from_json(text, origin=str(p), strict=strict)
         if "preset_name" not in preset.meta:
             preset = preset.with_meta(preset_name=p.stem)
@@ -571,44 +548,6 @@ def _read_modulations(settings: Mapping, origin: str, strict: bool) -> list[Modu
         seen.add((src, dst))
         mods.append(m)
     return mods
-
-
-def parse_json(text: str | bytes, origin: str = "<json>") -> Any:
-    """The JSON of a .vital file (a UTF-8 byte-order mark allowed); PresetError naming `origin` when it
-    is not JSON, or nested too deeply for Python's parser."""
-    try:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        return json.loads(text.removeprefix("\ufeff"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{origin}: not a Vital preset (invalid JSON: {exc})") from None
-    except RecursionError:
-        raise PresetError(f"{origin}: not a Vital preset (JSON nested too deeply)") from None
-
-
-def _clean_text(value: Any) -> Any:
-    """A name or comment as text files and HDF5 can hold it (no NUL or other control characters)."""
-    if not isinstance(value, str):
-        return value
-    return "".join(ch for ch in value if ch in "\n\t" or ord(ch) >= 32)
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for p in str(text).split("."):
-        digits = "".join(ch for ch in p if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
-def _check_version(version: Any, origin: str) -> None:
-    if version is None:
-        raise PresetError(f"{origin}: not a Vital preset (no 'synth_version')")
-    if _version_tuple(version) > _version_tuple(_vita.VITAL_SYNTH_VERSION):
-        raise PresetError(
-            f"{origin}: made by Vital {version}, newer than this vita build can load "
-            f"({_vita.VITAL_SYNTH_VERSION}); upgrade vita"
-        )
 
 
 BASE_PRESETS = ("init", "basic_shapes")
