@@ -63,7 +63,7 @@ def _score(targets: Path, results: list) -> list[dict]:
 
     from synthmatch.audio.distances import match_distance
     from synthmatch.audio.pitch import estimate_pitch
-    from synthmatch.evaluation.devset import read_manifest
+    from synthmatch.evaluation.manifest import read_manifest
     from synthmatch.inference.scoring import rms_db
     from synthmatch.synth.presets import Preset
     from synthmatch.synth.render import Renderer

@@ -28,7 +28,7 @@ from _common import load_monitor, machine_line, print_table  # noqa: E402
 
 
 def _targets(folders: list[str], per_set: int) -> list[tuple[str, Path, object]]:
-    from synthmatch.evaluation.devset import read_manifest
+    from synthmatch.evaluation.manifest import read_manifest
 
     out = []
     for folder in folders:

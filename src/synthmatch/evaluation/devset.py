@@ -39,7 +39,7 @@ import subprocess
 import tempfile
 import zlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import cast
 
@@ -48,6 +48,7 @@ import numpy as np
 from synthmatch.atomic import atomic_write_text
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import ConfigError, SynthmatchError
+from synthmatch.evaluation.manifest import DURATION_S, MANIFEST, NOTE_DURATION_S, DevItem, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,7 @@ __all__ = [
 ]
 
 DEVSET_KINDS = ("soundfont", "synth", "in_domain")
-MANIFEST = "manifest.json"
 SAMPLE_RATE = DEFAULT_SAMPLE_RATE
-DURATION_S = 4.0
-NOTE_DURATION_S = 1.5
 PEAK = 0.999
 INSTALL_COMMAND = "apt-get install fluidsynth timgm6mb-soundfont musescore-general-soundfont-small"
 # (name, file) of the soundfonts, Debian's paths
@@ -121,35 +119,6 @@ INSTRUMENTS: tuple[tuple[str, str, int, int, bool], ...] = (
 
 class DevsetUnavailable(SynthmatchError, RuntimeError):
     """A kind of target set this machine cannot make (fluidsynth or the soundfonts are missing)."""
-
-
-@dataclass(frozen=True)
-class DevItem:
-    """One file of a set, as the manifest records it."""
-
-    file: str
-    name: str
-    kind: str
-    family: str
-    source: str  # soundfont name, "numpy" or "vital"
-    midi_note: int | None  # None: unpitched
-    note_duration_s: float = NOTE_DURATION_S
-    duration_s: float = DURATION_S
-
-
-# ---------------------------------------------------------------------------------------------------
-# reading
-def read_manifest(folder: str | os.PathLike) -> dict[str, DevItem]:
-    """file name -> DevItem of a set's manifest ({} when the folder has none)."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_text())
-        items = [DevItem(**item) for item in doc["items"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a synthmatch target-set manifest ({exc})") from None
-    return {item.file: item for item in items}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def audio_targets(
     """Every readable audio file of a folder; the note and key-held time its manifest (`devset`) records,
     else estimated per file."""
     from synthmatch.audio.pitch import estimate_pitch, estimate_timing
-    from synthmatch.evaluation.devset import read_manifest
+    from synthmatch.evaluation.manifest import read_manifest
 
     manifest = read_manifest(folder)
     targets = []
