@@ -382,3 +382,26 @@ def test_bad_training_inputs(tmp_path):
         timeout=120,
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "missing.h5" in proc.stderr
+
+
+def test_a_kill_between_the_two_saves_leaves_a_resumable_run(mels_dataset, tmp_path):
+    """The latest checkpoint is written before the best: killed between them, --resume writes the best
+    from the latest, and temporaries left by a killed save are removed."""
+    run = tmp_path / "run"
+    subprocess.run(
+        _train_cmd(mels_dataset, run, "--epochs", "2"), check=True, capture_output=True, timeout=600
+    )
+    meta = load_checkpoint(run / "latest.safetensors").meta
+    if meta["resume"]["state"]["bad_epochs"] != 0:
+        pytest.skip("the last epoch did not improve: nothing to lose between the saves")
+    (run / "best_model.safetensors").unlink()  # as if killed after the latest was written
+    stale = run / ".latest.abc123.tmp.safetensors"
+    stale.write_bytes(b"")
+    subprocess.run(
+        _train_cmd(mels_dataset, run, "--epochs", "2", "--resume"),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    assert load_checkpoint(run / "best_model.safetensors").meta["epoch"] == 2
+    assert not stale.exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from synthmatch.model.checkpoint import save_checkpoint
 from synthmatch.training.config import TrainConfig
-from synthmatch.training.context import RunContext, load_context
+from synthmatch.training.context import BEST_NAME, LATEST_NAME, RunContext, load_context
 from synthmatch.training.data import epoch_batches
 from synthmatch.training.distributed import (
     DistInfo,
@@ -99,9 +100,20 @@ def _train(cfg: TrainConfig, dist_info: DistInfo) -> dict:
     }
 
 
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Checkpoint temporaries a killed run left behind (`synthmatch.atomic` names them .NAME.*.tmp.*)."""
+    for name in (BEST_NAME, LATEST_NAME):
+        stem = Path(name).stem
+        for tmp in out_dir.glob(f".{stem}.*.tmp*"):
+            log.info("removing %s, left by an interrupted save", tmp)
+            tmp.unlink(missing_ok=True)
+
+
 def _start(ctx: RunContext) -> TrainState:
     """The model and optimizer: new, or resumed from the latest checkpoint; wrapped in DDP if distributed."""
     state = new_state(ctx)
+    if ctx.dist_info.is_main:
+        _remove_stale_temporaries(ctx.out_dir)
     if ctx.cfg.resume:
         restore_latest(state, ctx)
     else:
@@ -251,9 +263,10 @@ def _end_epoch(state: TrainState, ctx: RunContext, logger: RunLogger, epoch: int
         "best_val_loss": p.best_val_loss,
         "metrics": record,
     }
+    # latest first: a kill between the two saves leaves a resumable run (the resume writes the best)
+    save_latest(state, ctx, meta_epoch)
     if improved:
         save_checkpoint(ctx.best_path, state.model.state_dict(), meta_epoch)
-    save_latest(state, ctx, meta_epoch)
     state.last_save_s = time.monotonic()
     logger.log(record)
     if ctx.cfg.log_audio_every and (epoch + 1) % ctx.cfg.log_audio_every == 0:

@@ -197,6 +197,21 @@ def restore_latest(state: TrainState, ctx: RunContext) -> None:
             state.progress.epoch + 1,
             state.progress.batch_in_epoch,
         )
+    p = state.progress
+    if p.epoch > 0 and p.batch_in_epoch == 0 and p.bad_epochs == 0 and ctx.dist_info.is_main:
+        # the latest epoch was the best: killed between the two saves, the best may lag behind it
+        best_epoch = None
+        if ctx.best_path.exists():
+            best_epoch = load_checkpoint(ctx.best_path).meta.get("epoch")
+        if best_epoch is None or best_epoch < p.epoch:
+            meta = {k: v for k, v in ck.meta.items() if k not in ("resume", "format")}
+            save_checkpoint(ctx.best_path, state.model.state_dict(), meta)
+            log.info(
+                "wrote %s from %s (epoch %d): the run was stopped before it was saved",
+                ctx.best_path.name,
+                path.name,
+                p.epoch,
+            )
 
 
 def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
