@@ -210,3 +210,15 @@ def test_from_vector_ignores_duplicate_connections(space):
     mods[:] = (ts.source_index("lfo_1"), ts.destination_index("filter_1_cutoff"), 0.75, 0, 0.5, 0)
     p = Preset.from_vector(ParamVector(3, base.continuous, base.categorical, mods))
     assert len(p.modulations) == 1 and p.modulations[0].amount == pytest.approx(0.5)
+
+
+def test_a_preset_from_a_newer_vital_release_loads_with_a_warning(caplog):
+    import json
+
+    from tests.helpers import community_presets
+
+    doc = json.loads(community_presets()[0].read_text())
+    doc["synth_version"] = "2.0.1"
+    with caplog.at_level("WARNING"):
+        Preset.from_json(doc, origin="future.vital")
+    assert any("made by Vital 2.0.1, newer than" in r.getMessage() for r in caplog.records)

@@ -9,6 +9,7 @@ What a preset's content may hold is checked afterwards (`structure.structure_pro
 from __future__ import annotations
 
 import json
+import logging
 import stat
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ __all__ = [
 # A .vital file larger than this is refused before it is read (Vital's own are a few MiB at most: a
 # 257-keyframe wavetable is 3 MB).
 MAX_PRESET_BYTES = 64 * 2**20
+# The newest Vital release whose presets are known to load and sound right here (the community presets
+# span 1.0.0 to 1.5.3; 1.5.5 is Vital's last release as of this writing).
+NEWEST_KNOWN_VITAL = "1.5.5"
+
+log = logging.getLogger(__name__)
 
 
 class PresetError(SynthmatchError, ValueError):
@@ -93,10 +99,21 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 
 def check_version(version: Any, origin: str) -> None:
+    """Refuse what vita refuses (a synth_version above its own placeholder, 99999.9.9), and warn about a
+    Vital release newer than NEWEST_KNOWN_VITAL: its settings may be ones this build does not know (each
+    unknown setting is reported as the preset is read)."""
     if version is None:
         raise PresetError(f"{origin}: not a Vital preset (no 'synth_version')")
     if _version_tuple(version) > _version_tuple(_vita.VITAL_SYNTH_VERSION):
         raise PresetError(
             f"{origin}: made by Vital {version}, newer than this vita build can load "
             f"({_vita.VITAL_SYNTH_VERSION}); upgrade vita"
+        )
+    if _version_tuple(version) > _version_tuple(NEWEST_KNOWN_VITAL):
+        log.warning(
+            "%s: made by Vital %s, newer than the releases this build is known to read (up to %s): "
+            "it may sound different",
+            origin,
+            version,
+            NEWEST_KNOWN_VITAL,
         )
