@@ -30,6 +30,7 @@ def main() -> None:
     a = ap.parse_args()
     from synthmatch.audio.io import load_audio
     from synthmatch.audio.pitch import estimate_timing
+
     try:
         from synthmatch.evaluation.manifest import read_manifest
     except ImportError:  # checkouts before the manifest had a module of its own
