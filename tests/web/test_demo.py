@@ -162,3 +162,26 @@ def test_cli_serves_on_localhost_and_cleans_up_on_ctrl_c(tmp_path):
     assert proc.returncode == 0, out
     assert "Traceback" not in out
     assert not list(tmp_path.glob("synthmatch-demo-*"))  # removed on the way out
+
+
+def test_idle_and_surplus_sessions_are_pruned(demo):
+    """API clients start a session per call: their files go after an hour idle or beyond the newest 64."""
+    import os
+    import time
+
+    from synthmatch.web.demo import MAX_SESSIONS, SESSION_TTL_S
+
+    now = time.time()
+    made = []
+    for i in range(MAX_SESSIONS + 5):
+        d = demo.session_dir(f"api{i:03d}")
+        (d / "00001").mkdir(parents=True)
+        age = SESSION_TTL_S + 60 if i < 3 else i  # three idle for over an hour, the rest recent
+        os.utime(d, (now - age, now - age))
+        made.append(d)
+    demo.prune_sessions(keep="api010")
+    left = {d.name for d in demo.root.iterdir()}
+    assert "api010" in left and not {"api000", "api001", "api002"} & left
+    assert len(left) <= MAX_SESSIONS
+    for d in made:
+        demo.end_session(d.name)

@@ -10,7 +10,8 @@ what is accepted; the page shows that message.
 
 Temporary files: each match writes into `ROOT/<session>/<n>/`. A session's previous results are removed
 when it starts a new match (Gradio has copied them into its own cache by then), a session's folder when
-its browser tab closes (`end_session`), and ROOT when the server stops (`close`).
+its browser tab closes (`end_session`), any session's folder once idle for an hour or beyond the 64 most
+recent (`prune_sessions`: API clients start a session per call), and ROOT when the server stops (`close`).
 """
 
 from __future__ import annotations
@@ -149,6 +150,11 @@ def _midi_note(value: Any) -> int | None:
     return int(x)
 
 
+# Session folders older than this, or beyond this many, are removed when a new match starts.
+SESSION_TTL_S = 3600.0
+MAX_SESSIONS = 64
+
+
 def _session_key(session: str | None) -> str:
     key = re.sub(r"[^A-Za-z0-9_-]", "", session or "")[:64]
     return key or "default"
@@ -233,8 +239,25 @@ class Demo:
         return p
 
     # -- matching -----------------------------------------------------------------------------------
+    def prune_sessions(self, keep: str | None = None) -> None:
+        """Remove session folders idle for SESSION_TTL_S, and the oldest beyond MAX_SESSIONS: API clients
+        (a new session per call) and tabs that never sent a close would otherwise keep their files until
+        the server stops."""
+        if not self.root.is_dir():
+            return
+        now = time.time()
+        dirs = sorted(
+            (d for d in self.root.iterdir() if d.is_dir() and d.name != _session_key(keep)),
+            key=lambda d: d.stat().st_mtime,
+            reverse=True,
+        )
+        for i, d in enumerate(dirs):
+            if i >= MAX_SESSIONS - 1 or now - d.stat().st_mtime > SESSION_TTL_S:
+                shutil.rmtree(d, ignore_errors=True)
+
     def _new_result_dir(self, session: str | None) -> Path:
         sdir = self.session_dir(session)
+        self.prune_sessions(keep=session)
         with self._lock:
             self._counter += 1
             n = self._counter
