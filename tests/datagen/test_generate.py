@@ -382,3 +382,34 @@ def test_a_ctrl_c_while_a_worker_starts_is_kept_not_dropped():
             time.sleep(0.05)  # held: nothing is raised here
             held = True
         assert not held  # not reached: the interrupt arrives as the block ends
+
+
+def test_a_full_disk_is_one_line_and_resumable(tmp_path):
+    """No traceback, no crash of the parent, no temporary left; the parts written so far stay."""
+    import shutil
+    import subprocess
+    import sys
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if (
+        shutil.which("mount") is None
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "synthmatch", "generate", "-n", "8", "-o", str(mount / "ds.h5")]
+            + ["--workers", "1", "--part-size", "8"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+        errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "resumes once there is room" in errors[0]
+        assert not list((mount / "ds.h5.parts").glob(".*.tmp*"))
+    finally:
+        subprocess.run(["umount", str(mount)])

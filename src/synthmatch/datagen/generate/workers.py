@@ -10,6 +10,7 @@ import math
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import shutil
 import signal
 import threading
 import time
@@ -290,10 +291,29 @@ class _Run:
     # -- parts --------------------------------------------------------------------------------
     def _write_part(self, part: _Part) -> None:
         path = _part_path(self.parts_dir, part.start, part.stop)
-        with DatasetWriter(path, self.schema, mode="w", atomic=True) as w:
-            w.append([part.rows[i] for i in sorted(part.rows)])
-            w.reject(sorted(part.rejected.items()))
-            w.set_attrs(**self.attrs, index_start=part.start, index_stop=part.stop)
+        # room for the part before HDF5 starts writing it: a write that fails half-way leaves HDF5 objects
+        # that crash the process when freed (the uncompressed size: gzip only shrinks it)
+        need = len(part.rows) * (2 * int(np.prod(self.schema.audio_shape)) + 4096) + 2**20
+        free = shutil.disk_usage(self.parts_dir).free
+        if free < need:
+            raise GenerateError(
+                f"cannot write {path.name} into {self.parts_dir}: {free / 2**20:.1f} MiB free, about "
+                f"{need / 2**20:.1f} MiB needed; the parts written so far are kept, and the same command "
+                "resumes once there is room"
+            )
+        try:
+            with DatasetWriter(path, self.schema, mode="w", atomic=True) as w:
+                w.append([part.rows[i] for i in sorted(part.rows)])
+                w.reject(sorted(part.rejected.items()))
+                w.set_attrs(**self.attrs, index_start=part.start, index_stop=part.stop)
+        except OSError as exc:  # a full disk, a read-only folder: nothing of the part is kept
+            reason = exc.strerror or str(exc).split("(")[0].strip() or type(exc).__name__
+            if "No space left" in str(exc):
+                reason = "No space left on device"
+            raise GenerateError(
+                f"cannot write {path.name} into {self.parts_dir}: {reason}; the parts written so far are kept, "
+                "and the same command resumes once the cause is fixed"
+            ) from None
         self.parts_written += 1
         log.debug("wrote %s (%d rows, %d rejected)", path.name, len(part.rows), len(part.rejected))
 

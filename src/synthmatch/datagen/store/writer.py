@@ -290,17 +290,24 @@ class DatasetWriter:
             self.h5.attrs[k] = v
 
     def close(self) -> None:
-        if self.h5.id.valid:
-            self.h5.attrs["n_examples"] = len(self)
-            self.h5.close()
+        try:
+            if self.h5.id.valid:
+                self.h5.attrs["n_examples"] = len(self)
+                self.h5.close()
+        except OSError:  # a full disk fails the final flush: keep nothing half-written
+            self.abort()
+            raise
         if self._atomic_ctx is not None:
             ctx, self._atomic_ctx = self._atomic_ctx, None
             ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
-        """Close without keeping a file written with atomic=True."""
-        if self.h5.id.valid:
-            self.h5.close()
+        """Close without keeping a file written with atomic=True (also when closing fails: a full disk)."""
+        try:
+            if self.h5.id.valid:
+                self.h5.close()
+        except OSError:
+            pass
         if self._atomic_ctx is not None:
             ctx, self._atomic_ctx = self._atomic_ctx, None
             ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
