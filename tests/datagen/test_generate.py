@@ -311,7 +311,7 @@ def test_a_worker_killed_or_hung_mid_run_does_not_stop_the_run(sig, reason, tmp_
     """The in-flight example is recorded as rejected, a new worker goes on, every index is accounted for."""
     out = tmp_path / f"{reason}.h5"
     args = ["-vv", "generate", "--tier", "2", "-n", "40", "-o", str(out), "--workers", "1", "--part-size", "40",
-            "--duration", "0.5", "--note-duration", "0.3", "--no-progress", "--timeout", "3"]  # fmt: skip
+            "--duration", "0.5", "--note-duration", "0.3", "--no-progress", "--timeout", "8"]  # fmt: skip
     p = _cli(args)
     lines = []
     for line in p.stderr:

