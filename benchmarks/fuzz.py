@@ -130,7 +130,7 @@ def break_wavetable(doc: dict, rng: random.Random) -> None:
 
 
 def nul_string(doc: dict, rng: random.Random) -> None:
-    strings = [p for p in _paths(doc) if isinstance(_parent(doc, p).__getitem__(p[-1]), str)]
+    strings = [p for p in _paths(doc) if isinstance(_parent(doc, p)[p[-1]], str)]
     if strings:
         p = rng.choice(strings)
         parent = _parent(doc, p)

@@ -326,10 +326,11 @@ def _release_knee(env: np.ndarray, hop: float) -> int | None:
     Every frame from just after the attack's peak to RELEASE_WINDOW_S before the end is a candidate
     when it is within 40 dB of the peak, steady before and falling after (see the constants above), and
     the fall is final: the level, smoothed over 250 ms, never returns within RELEASE_RETURN_DB of it
-    from 300 ms later on, and drops on to the end (12 dB, or at half the release rate). Of the candidates, the earliest whose bend (slope
-    before minus slope after) is at least half the strongest wins: a release is the first sharp bend of
-    the final fall, later bends within the release (a faster tail) are not. That frame is then moved to
-    where the fall starts (`_break`). The last 100 ms are left out: a file's own fade-out is no release.
+    from 300 ms later on, and drops on to the end (12 dB, or at half the release rate). Of the
+    candidates, the earliest whose bend (slope before minus slope after) is at least half the strongest
+    wins: a release is the first sharp bend of the final fall, later bends within the release (a faster
+    tail) are not. That frame is then moved to where the fall starts (`_break`). The last 100 ms are left
+    out: a file's own fade-out is no release.
     """
     n = len(env) - int(round(0.1 / hop))
     w = int(round(RELEASE_WINDOW_S / hop))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,15 @@ from synthmatch.synth.presets import Preset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OutputPaths", "output_paths", "output_names", "MatchFiles", "write_match", "ExportError"]
+__all__ = [
+    "OutputPaths",
+    "output_paths",
+    "output_names",
+    "MatchFiles",
+    "write_match",
+    "refuse_existing",
+    "ExportError",
+]
 
 
 class ExportError(SynthmatchError, OSError):
@@ -115,6 +123,14 @@ class MatchFiles:
     tutorial_md: str | None = None
 
 
+def refuse_existing(paths: OutputPaths | Iterable[Path]) -> None:
+    """ExportError for the first of `paths` that exists (a match's .vital alone: an OutputPaths is checked
+    by its preset, before any work; `write_match` checks every file it is about to write)."""
+    for p in [paths.preset] if isinstance(paths, OutputPaths) else paths:
+        if p.exists() or p.is_symlink():
+            raise ExportError(f"{p}: exists; pass --overwrite to replace it")
+
+
 def write_match(files: MatchFiles, paths: OutputPaths, overwrite: bool = False) -> dict[str, Path]:
     """Write what `files` holds (the preset always, the others when present), all or nothing.
 
@@ -133,9 +149,7 @@ def write_match(files: MatchFiles, paths: OutputPaths, overwrite: bool = False) 
     if files.tutorial_md is not None:
         planned["tutorial"] = (paths.tutorial, files.tutorial_md.encode("utf-8"))
     if not overwrite:
-        existing = [p for p, _ in planned.values() if p.exists() or p.is_symlink()]
-        if existing:
-            raise ExportError(f"{existing[0]}: exists; pass --overwrite to replace it")
+        refuse_existing(p for p, _ in planned.values())
     try:
         with contextlib.ExitStack() as stack:  # every temporary written before any is renamed
             for path, data in planned.values():

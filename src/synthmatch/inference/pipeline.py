@@ -33,7 +33,13 @@ from synthmatch.audio.pitch import (
 )
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE, SEARCH_TIER
 from synthmatch.errors import ConfigError, SynthmatchError
-from synthmatch.inference.export import MatchFiles, output_names, output_paths, write_match
+from synthmatch.inference.export import (
+    MatchFiles,
+    output_names,
+    output_paths,
+    refuse_existing,
+    write_match,
+)
 from synthmatch.inference.refine import RefineConfig
 from synthmatch.inference.target import MIN_SAMPLES, Target, load_target
 from synthmatch.synth.params import TIERS
@@ -56,11 +62,9 @@ __all__ = [
     "match_target",
     "resolve_inputs",
     "MAX_TARGET_S",
-    "DEFAULT_TIER",
 ]
 
 MAX_TARGET_S = 4.0  # default --max-seconds: targets are matched whole up to this length
-DEFAULT_TIER = SEARCH_TIER  # parameter space searched without a model
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ class ModelChoice:
 
     @classmethod
     def without_model(cls, tier: int | None) -> ModelChoice:
-        return cls(None, None, int(tier or DEFAULT_TIER), DEFAULT_SAMPLE_RATE)
+        return cls(None, None, int(tier or SEARCH_TIER), DEFAULT_SAMPLE_RATE)
 
 
 def choose_model(checkpoint: Path | None, tier: int | None, conflict_hint: str) -> ModelChoice:
@@ -208,7 +212,7 @@ class Starter:
     def __init__(self, cfg: InferConfig):
         self.predictor = None
         self.preset: Preset | None = None
-        self.tier = int(cfg.tier or DEFAULT_TIER)
+        self.tier = int(cfg.tier or SEARCH_TIER)
         sample_rate = DEFAULT_SAMPLE_RATE
         if cfg.start is not None:
             self.preset, self.description, self.source = _start_preset(cfg.start)
@@ -454,15 +458,6 @@ def _pitch_at(midi_note: int) -> PitchEstimate:
     return PitchEstimate(midi_to_hz(midi_note), float(midi_note), int(midi_note), 1.0, True)
 
 
-def _refuse_existing(paths) -> None:
-    """An existing .vital at an output path is not replaced without --overwrite (its WAV, PNG and
-    tutorial are checked when written)."""
-    from synthmatch.inference.export import ExportError
-
-    if paths.preset.exists() or paths.preset.is_symlink():
-        raise ExportError(f"{paths.preset}: exists; pass --overwrite to replace it")
-
-
 def run_infer(cfg: InferConfig) -> list[MatchResult]:
     """Match every input; one result per input file (errors included, never raised per file).
 
@@ -477,7 +472,7 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
     names = output_names(files) if not single else {}
     planned = {p: output_paths(cfg.output, p, single, names.get(p)) for p in files}  # a bad -o fails here
     if single and not cfg.overwrite:
-        _refuse_existing(planned[files[0]])  # before any work
+        refuse_existing(planned[files[0]])  # before any work
     starter = Starter(cfg)
     results: list[MatchResult] = []
     with Renderer(sample_rate=starter.sample_rate, n_threads=cfg.workers) as renderer:
@@ -487,7 +482,7 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
             result = MatchResult(input=path)
             try:
                 if not cfg.overwrite:
-                    _refuse_existing(planned[path])
+                    refuse_existing(planned[path])
                 target = load_target(path, starter.sample_rate, cfg.max_seconds, starter.min_samples)
                 outputs, result.info = match_target(
                     target, cfg, starter, renderer, progress=single and cfg.progress
