@@ -307,9 +307,8 @@ class _Run:
                 w.reject(sorted(part.rejected.items()))
                 w.set_attrs(**self.attrs, index_start=part.start, index_stop=part.stop)
         except OSError as exc:  # a full disk, a read-only folder: nothing of the part is kept
-            reason = exc.strerror or str(exc).split("(")[0].strip() or type(exc).__name__
-            if "No space left" in str(exc):
-                reason = "No space left on device"
+            # h5py's messages run to several lines; the errno says it in a few words
+            reason = os.strerror(exc.errno) if exc.errno else str(exc).split("(")[0].strip()
             raise GenerateError(
                 f"cannot write {path.name} into {self.parts_dir}: {reason}; the parts written so far are kept, "
                 "and the same command resumes once the cause is fixed"
