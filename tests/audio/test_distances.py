@@ -50,3 +50,37 @@ def test_target_object_matches_function():
 def test_mel_settings_validation():
     with pytest.raises(ValueError, match="power of two"):
         MelSettings(n_fft=1000)
+
+
+def test_one_sound_on_cpu_matches_the_batched_dense_product():
+    """A single CPU sound takes the sparse filterbank; a batch the dense one: the same spectra."""
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal(44100)).astype(np.float32)
+    for s in (MelSettings(n_fft=512, hop_length=128, n_mels=64), MelSettings()):
+        one = log_mel(x, s)
+        batch = log_mel(x[None, :], s)[0]
+        np.testing.assert_allclose(one, batch, atol=1e-4)
+
+
+def test_objective_threads_limits_torch_and_restores_it():
+    import os
+
+    import torch
+
+    from synthmatch.inference.scoring import objective_threads
+
+    before = torch.get_num_threads()
+    with objective_threads(os.cpu_count() or 1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_keep_freed_memory_sets_the_allocator_on_glibc():
+    import platform
+
+    from synthmatch.malloc import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert keep_freed_memory() is True
+    assert keep_freed_memory() is True  # once per process, then a no-op

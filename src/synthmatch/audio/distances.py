@@ -7,8 +7,8 @@ the shorter signal (a renderer and a target of the same duration differ by at mo
 `match_distance` is the distance between a target and its match that refinement minimises and
 evaluation reports (`mel_l1`): the multi-scale log-mel L1 of the two sounds loudness-normalised, since a
 user's recording level is arbitrary. `MultiScaleLogMel(target, sr, loudness_normalize=True)` computes
-it against a fixed target whose spectra are computed once (about 6 ms per 2 s candidate on one core,
-a fraction of a render).
+it against a fixed target whose spectra are computed once (6-10 ms per 4 s candidate on one core, a
+tenth of a typical render: benchmarks/refine.py, "objective").
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from synthmatch.audio.features import MelSettings, log_mel, normalize_loudness
 
@@ -80,17 +81,20 @@ class MultiScaleLogMel:
         if self.loudness_normalize:
             self.target = normalize_loudness(self.target)
         self.scales = scales_for_windows_ms(self.sample_rate, self.windows_ms)
-        self._target_specs = [log_mel(self.target, s) for s in self.scales]
+        # kept as tensors: a call stays in torch from the candidate's spectra to the mean (no copies back
+        # to NumPy per scale), which is what makes it cheap next to a render
+        self._target_specs = [log_mel(torch.from_numpy(self.target), s) for s in self.scales]
 
     def __call__(self, candidate: np.ndarray) -> float:
         cand, _ = match_lengths(candidate, self.target)
         if self.loudness_normalize:
             cand = normalize_loudness(cand)
+        x = torch.from_numpy(cand)
         total = 0.0
         for s, tspec in zip(self.scales, self._target_specs):
-            spec = log_mel(cand, s)
+            spec = log_mel(x, s)
             t = min(spec.shape[-1], tspec.shape[-1])
-            total += float(np.mean(np.abs(spec[..., :t] - tspec[..., :t])))
+            total += float(spec[..., :t].sub_(tspec[..., :t]).abs_().mean())
         return total / len(self.scales)
 
 

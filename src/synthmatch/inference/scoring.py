@@ -20,9 +20,11 @@ Two kinds of render:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +33,7 @@ from synthmatch.synth.presets import Preset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Scorer", "Scored", "FAILED_LOSS", "SILENT_RMS", "rms_db"]
+__all__ = ["Scorer", "Scored", "FAILED_LOSS", "SILENT_RMS", "rms_db", "objective_threads"]
 
 # Loss given to a candidate that failed to render, produced non-finite audio or is silent.
 FAILED_LOSS = 1e3
@@ -58,6 +60,27 @@ class Scored:
     @property
     def ok(self) -> bool:
         return self.error is None and self.loss < FAILED_LOSS
+
+
+@contextlib.contextmanager
+def objective_threads(render_threads: int) -> Iterator[None]:
+    """Torch's intra-op threads limited to the cores the render threads leave free (at least 1).
+
+    The objective runs in each render thread right after its render; with every core rendering, torch's
+    own thread pool only competes with the renders (measured in benchmarks/refine.py, "objective").
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    want = max(1, (os.cpu_count() or 1) - int(render_threads))
+    if want >= before:
+        yield
+        return
+    torch.set_num_threads(want)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Scorer:
@@ -114,14 +137,15 @@ class Scorer:
         presets = list(presets)
         if not presets:
             return []
-        results = self.renderer.render_batch(
-            presets,
-            self.midi_note,
-            self.note_duration_s,
-            self.duration_s,
-            postprocess=self.loss,
-            fresh=fresh,
-        )
+        with objective_threads(self.renderer.n_threads):
+            results = self.renderer.render_batch(
+                presets,
+                self.midi_note,
+                self.note_duration_s,
+                self.duration_s,
+                postprocess=self.loss,
+                fresh=fresh,
+            )
         self.n_evals += len(presets)
         out = []
         for r in results:

@@ -44,6 +44,7 @@ import numpy as np
 
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 from synthmatch.errors import SynthmatchError
+from synthmatch.malloc import keep_freed_memory
 from synthmatch.synth import _vita
 from synthmatch.synth.params import MOD_SLOT_FIELDS, param_space
 from synthmatch.synth.presets import Preset, PresetError
@@ -185,6 +186,7 @@ class Renderer:
         if not 0.0 <= velocity <= 1.0:
             raise RenderSettingsError(f"velocity must be in [0, 1], got {velocity}")
         _vita.import_vita()  # fail here, clearly, if vita is missing
+        keep_freed_memory()  # renders and their spectra reuse freed megabytes instead of new pages
         self.sample_rate = int(sample_rate)
         self.velocity = float(velocity)
         self.n_threads = max(1, int(n_threads or os.cpu_count() or 1))
