@@ -142,3 +142,27 @@ def test_a_target_held_to_its_end_keeps_sounding_after_an_earlier_release(render
     assert m.steps.release == {"from": 0.3, "to": round(param_space()["env_1_release"].max, 4)}
     early = renderer.render(m.preset, NOTE, 0.5, DURATION_S, fresh=True)  # the key let go after 0.5 s
     assert rms_db(early[int(1.5 * SR) :]) > rms_db(audio[int(1.5 * SR) :]) - 6
+
+
+def test_a_match_its_peaks_hold_below_the_target_gets_a_soft_clip_limiter(renderer):
+    """A plain saw has a higher crest factor than a hard-driven one: at the driven target's RMS it would
+    pass full scale. Level matching adds Vital's Distortion as a soft clip (a limiter) and reaches the
+    target's level with the peak below full scale; a start with its own distortion is left as it is."""
+    from synthmatch.inference.match import MatchTarget, match_preset
+
+    driven = Preset.init().with_values(
+        distortion_on=1.0, distortion_type=0.0, distortion_drive=24.0, distortion_mix=1.0
+    )
+    audio = renderer.render(driven, NOTE, NOTE_S, DURATION_S, fresh=True)
+    audio = audio * (0.999 / np.abs(audio).max())
+    target = MatchTarget.of(audio, SR, NOTE, note_duration_s=NOTE_S)
+    m = match_preset(Preset.init(), 2, target, renderer)
+    level = m.steps.level
+    assert level is not None and level.limiter_drive_db is not None, level
+    assert m.preset.values["distortion_on"] == 1.0
+    fresh = renderer.render(m.preset, NOTE, NOTE_S, DURATION_S, stereo=True, fresh=True)
+    assert abs(rms_db(fresh.mean(axis=0)) - rms_db(audio)) <= 1.5, level
+    assert np.abs(fresh).max() <= 1.0
+    own = match_preset(driven.with_values(distortion_drive=0.0), 2, target, renderer)
+    assert own.steps.level is not None and own.steps.level.limiter_drive_db is None
+    assert own.preset.values["distortion_drive"] == 0.0

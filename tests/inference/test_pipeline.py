@@ -23,11 +23,12 @@ from synthmatch.synth.presets import Preset
 from tests.inference.helpers import NOTE, SR, start_preset
 
 SUFFIXES = {"preset": ".vital", "audio": ".wav", "figure": ".png", "tutorial": ".md"}
-# what level matching may move (calibrate.match_level's gain stages)
+# what level matching may move (calibrate.match_level's gain stages and soft_limit's soft clip)
 LEVEL_CONTROLS = {
     "volume", "voice_amplitude", "eq_on", "eq_low_mode", "eq_low_cutoff", "eq_low_gain", "eq_high_mode",
     "eq_high_cutoff", "eq_high_gain", "eq_band_gain", "osc_1_level", "osc_2_level", "osc_3_level",
-    "sample_level",
+    "sample_level", "distortion_on", "distortion_type", "distortion_drive", "distortion_mix",
+    "distortion_filter_order",
 }  # fmt: skip
 
 

@@ -86,13 +86,15 @@ def test_missing_upload_and_bad_settings(demo):
 def test_refined_match_files_progress_and_session_cleanup(demo):
     calls: list[tuple[float, str]] = []
     r = demo.match(
-        PLUCK, refine=True, refine_evals=16, session="s1", progress=lambda f, text: calls.append((f, text))
+        PLUCK, refine=True, refine_evals=24, session="s1", progress=lambda f, text: calls.append((f, text))
     )
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] >= 0.95
-    assert any(text.startswith("CMA-ES refinement: ") and "/16 evaluations" in text for _, text in calls)
+    assert any(text.startswith("CMA-ES refinement: ") and "/24 evaluations" in text for _, text in calls)
     ref = r.info["refine"]
-    assert 1 < ref["n_evals"] <= 16 and ref["final_loss"] <= ref["initial_loss"]
+    assert (
+        1 < ref["n_evals"] <= 24 and ref["final_loss"] <= ref["aligned_loss"]
+    )  # (alignment may trade loss for tune)
     for key in ("initial loss", "final loss", "evaluations", "time", "improved"):
         assert key in r.stats_md
     assert Preset.load(r.preset_path).name == "synthmatch vital_pluck_C4"

@@ -11,6 +11,8 @@
 - `match_level`: the preset's master Volume (the last gain stage, after the effects: a pure gain, dB =
   sqrt(raw) - 80) is set so the match renders at the target's RMS level, without its peak passing
   `PEAK_LIMIT`. The objective compares sounds at equal loudness, so this changes no score.
+- `soft_limit`: a match its peaks hold below the target's level gets Vital's Distortion as a soft clip
+  (a limiter), kept only where the sound stays the same.
 - `is_audible`: whether a render can be called a match at all (see `AUDIBLE_BELOW_TARGET_DB`).
 """
 
@@ -44,6 +46,8 @@ __all__ = [
     "tune",
     "cents_off",
     "match_level",
+    "soft_limit",
+    "LIMITER_DRIVES_DB",
     "volume_db",
     "with_volume_db",
     "is_audible",
@@ -69,6 +73,14 @@ PEAK_LIMIT = 0.98
 AUDIBLE_BELOW_TARGET_DB = 40.0
 # A gain stage is kept only when the loss of the louder render rises by less than this (it is linear).
 LEVEL_LOSS_TOLERANCE = 0.02
+# Soft-clip drives `soft_limit` tries (dB), and the Distortion settings that make it a plain soft clip.
+LIMITER_DRIVES_DB = (6.0, 12.0, 24.0)
+_LIMITER = {
+    "distortion_on": 1.0,
+    "distortion_type": 0.0,
+    "distortion_mix": 1.0,
+    "distortion_filter_order": 0.0,
+}
 _VOLUME = "volume"
 
 
@@ -112,6 +124,7 @@ class LevelMatch:
     rejected: list[dict[str, Any]] = field(default_factory=list)  # gain stages that changed the sound
     lowered_for_peak_db: float | None = None  # the final render would have clipped
     final_db: float | None = None  # the final user render
+    limiter_drive_db: float | None = None  # `soft_limit` put a soft clip at this drive
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -364,7 +377,7 @@ def match_level(
     crest = [20 * math.log10(max(p, 1e-9)) - before_db for p in (peaks or [])]
     while info.renders < max_renders:
         level = rms_db(scored.audio)
-        crest.append(20 * math.log10(max(float(np.max(np.abs(scored.audio))), 1e-9)) - level)
+        crest.append(20 * math.log10(max(_peak(scored), 1e-9)) - level)
         peak = 10 ** ((level + max(crest)) / 20)
         delta = scorer.target_rms_db - level
         limited = None
@@ -393,8 +406,74 @@ def match_level(
     assert scored.audio is not None  # checked on entry and for every render kept
     info.after_db = round(rms_db(scored.audio), 2)
     info.volume_db = round(volume_db(preset), 2)
-    info.peak = round(float(np.max(np.abs(scored.audio))), 4)
+    info.peak = round(_peak(scored), 4)
     return preset, scored, info
+
+
+def _peak(scored: Scored) -> float:
+    """A user render's highest sample in either channel (the mono mix's where only that was kept)."""
+    if scored.peak is not None:
+        return scored.peak
+    assert scored.audio is not None
+    return float(np.max(np.abs(scored.audio)))
+
+
+def soft_limit(
+    scorer: Scorer, preset: Preset, scored: Scored, info: LevelMatch, *, short_db: float = 1.0
+) -> tuple[Preset, Scored]:
+    """For a match held below the target's level by its peaks: Vital's Distortion as a soft clip.
+
+    A match whose crest factor is higher than the target's (sharper transients, unison phases that line
+    up) cannot reach the target's RMS without passing `PEAK_LIMIT`: that is most of the matches left
+    quiet (docs/BENCHMARKS.md, "The target's level"). Producers put a limiter last for this; Vital's is
+    the Distortion effect's Soft Clip. Each drive of `LIMITER_DRIVES_DB` is tried on a user render (in
+    parallel) on a preset whose Distortion is off (a preset's own distortion is part of its sound), the
+    Volume then set so the peak sits at `PEAK_LIMIT`; the loudest that keeps the sound (its loss rises by
+    at most `LEVEL_LOSS_TOLERANCE`) is checked on one more render and kept when it is louder. At most
+    len(LIMITER_DRIVES_DB) + 1 renders.
+
+    Returns:
+        (preset, its latest Scored); `info` records the drive kept (`limiter_drive_db`).
+    """
+    if scored.audio is None or not scored.ok or not (info.limited_by or "").startswith("peak"):
+        return preset, scored
+    if preset.values.get("distortion_on", 0.0) >= 0.5:
+        return preset, scored
+    level = rms_db(scored.audio)
+    if scorer.target_rms_db - level <= short_db:
+        return preset, scored
+    tries = [preset.with_values({**_LIMITER, "distortion_drive": d}) for d in LIMITER_DRIVES_DB]
+    results = scorer.evaluate(tries, fresh=True, keep_audio=True)
+    info.renders += len(tries)
+    best: tuple[float, float, Preset] | None = None
+    for drive, candidate, r in zip(LIMITER_DRIVES_DB, tries, results):
+        if not r.ok or r.audio is None or r.loss > scored.loss + LEVEL_LOSS_TOLERANCE:
+            continue
+        at = rms_db(r.audio)
+        gain = min(20 * math.log10(PEAK_LIMIT / max(_peak(r), 1e-9)), scorer.target_rms_db - at)
+        louder = with_volume_db(candidate, volume_db(candidate) + gain)
+        reach = at + volume_db(louder) - volume_db(candidate)  # Volume is last: a pure gain
+        if reach > level + 0.5 and (best is None or reach > best[0]):
+            best = (reach, drive, louder)
+    if best is None:
+        return preset, scored
+    _, drive, louder = best
+    check = scorer.evaluate([louder], fresh=True, keep_audio=True)[0]
+    info.renders += 1
+    if (
+        not check.ok
+        or check.audio is None
+        or check.loss > scored.loss + LEVEL_LOSS_TOLERANCE
+        or rms_db(check.audio) <= level + 0.5
+    ):
+        return preset, scored
+    info.limiter_drive_db = drive
+    if scorer.target_rms_db - rms_db(check.audio) <= 0.5:
+        info.limited_by = None
+    info.after_db = round(rms_db(check.audio), 2)
+    info.volume_db = round(volume_db(louder), 2)
+    info.peak = round(_peak(check), 4)
+    return louder, check
 
 
 def is_audible(audio: np.ndarray | None, target_rms_db: float) -> bool:

@@ -35,6 +35,7 @@ from synthmatch.inference.calibrate import (
     is_audible,
     match_level,
     restore_phase,
+    soft_limit,
     tune,
     volume_db,
     with_volume_db,
@@ -52,9 +53,10 @@ __all__ = ["MatchTarget", "Match", "MatchSteps", "Fallback", "match_preset", "PO
 # A render below this RMS is silent (Vital's silence sits near -240 dBFS; a quiet match is brought up by
 # level matching, and only one still far below the target after it falls back, `calibrate.is_audible`).
 SILENT_DB = -100.0
-# Renders after refinement: one user render, one pitch check, up to three level checks, the final render
+# Renders after refinement: one user render, one pitch check, up to three level checks, up to four
+# soft-limit checks (`calibrate.soft_limit`), the final render
 # (and one more when it clips).
-POST_RENDERS = 7
+POST_RENDERS = 11
 # A target whose last 250 ms are within this of its RMS level is still sounding at its end.
 SUSTAINED_TAIL_DB = 10.0
 
@@ -300,11 +302,16 @@ def match_preset(
     user = scorer.evaluate([preset], fresh=True, keep_audio=True)[0]
     if (user.audio is None or rms_db(user.audio) < SILENT_DB) and can_fall_back:
         return fall_back("the match renders silent")
-    peaks = [float(np.max(np.abs(user.audio)))] if user.audio is not None else []
+    peaks = (
+        [user.peak if user.peak is not None else float(np.max(np.abs(user.audio)))]
+        if user.audio is not None
+        else []
+    )
     preset, user, steps.final_tuning = tune(scorer, preset, user, target.pitch, fresh=True, max_renders=1)
     if steps.final_tuning.renders:
         peaks = []  # the tune moved: only renders at the final tune count
     preset, user, level = match_level(scorer, preset, user, max_renders=3, peaks=peaks)
+    preset, user = soft_limit(scorer, preset, user, level)
     steps.level = level
     preset, steps.release = _one_shot_release(preset, target)
 

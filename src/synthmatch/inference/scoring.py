@@ -56,6 +56,9 @@ class Scored:
     loss: float
     audio: np.ndarray | None = None
     error: str | None = None
+    # the highest sample of either channel (user renders only): what clips in the user's stereo WAV;
+    # the mono mix's peak is lower wherever the channels differ
+    peak: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -143,19 +146,28 @@ class Scorer:
                 self.midi_note,
                 self.note_duration_s,
                 self.duration_s,
-                postprocess=self.loss,
+                stereo=fresh,  # a user render: both channels, for the peak the user's WAV has
+                postprocess=self._loss_of_render,
                 fresh=fresh,
             )
         self.n_evals += len(presets)
         out = []
         for r in results:
-            if not r.ok:
+            if not r.ok or r.audio is None:
                 log.debug("candidate failed to render: %s", r.error)
                 out.append(Scored(FAILED_LOSS, None, r.error))
                 continue
             loss = float(r.value) if r.value is not None else FAILED_LOSS
-            out.append(Scored(loss, r.audio if keep_audio else None))
+            mono, peak = r.audio, None
+            if r.audio.ndim == 2:
+                mono = r.audio.mean(axis=0)
+                peak = float(np.max(np.abs(r.audio))) if np.all(np.isfinite(r.audio)) else None
+            out.append(Scored(loss, mono if keep_audio else None, peak=peak))
         return out
+
+    def _loss_of_render(self, audio: np.ndarray) -> float:
+        """The loss of one render, mono or stereo (scored on the mono mix, as the target is)."""
+        return self.loss(audio.mean(axis=0) if audio.ndim == 2 else audio)
 
     def losses(self, presets: Sequence[Preset], *, fresh: bool = False) -> list[float]:
         return [s.loss for s in self.evaluate(presets, fresh=fresh)]
