@@ -201,14 +201,14 @@ def log_mel(
     # filterbank stored sparse: each FFT bin feeds at most two bands, so a dense product does ~30x the
     # work; batches and GPUs keep the dense product, which they do fast.
     sparse = mag.dim() == 2 and mag.device.type == "cpu" and not mag.requires_grad
-    fb = _FILTERS.get((*key, sparse))
+    fb = _FILTERS.get(key + (sparse,))
     if fb is None:
         fb = torch.from_numpy(mel_filterbank(settings)).to(t.device)
         if sparse:
             with warnings.catch_warnings():  # "sparse CSR support is in beta" (its product is all we use)
                 warnings.simplefilter("ignore", UserWarning)
                 fb = fb.to_sparse_csr()
-        _FILTERS[(*key, sparse)] = fb
+        _FILTERS[key + (sparse,)] = fb
     out = torch.matmul(fb, mag).add_(LOG_EPS).log_()  # (..., n_mels, T)
     return out.cpu().numpy() if was_np else out
 
