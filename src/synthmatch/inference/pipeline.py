@@ -449,7 +449,7 @@ def _level_and_template_facts(steps: MatchSteps) -> list[str]:
         if level.limiter_drive_db is not None:
             facts.append(
                 f"Distortion (Soft Clip, drive {level.limiter_drive_db:+.0f} dB) was added as a limiter: it "
-                "lets the match reach the target's level without clipping"
+                "lets the match play louder, nearer the target's level, without clipping"
             )
     kept = steps.refine.template if steps.refine is not None else {}
     for conn in template_connections(tuple(kept)) if kept else ():
