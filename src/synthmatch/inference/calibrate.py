@@ -377,7 +377,7 @@ def match_level(
     crest = [20 * math.log10(max(p, 1e-9)) - before_db for p in (peaks or [])]
     while info.renders < max_renders:
         level = rms_db(scored.audio)
-        crest.append(20 * math.log10(max(_peak(scored), 1e-9)) - level)
+        crest.append(20 * math.log10(max(scored.peak or 0.0, 1e-9)) - level)
         peak = 10 ** ((level + max(crest)) / 20)
         delta = scorer.target_rms_db - level
         limited = None
@@ -406,16 +406,8 @@ def match_level(
     assert scored.audio is not None  # checked on entry and for every render kept
     info.after_db = round(rms_db(scored.audio), 2)
     info.volume_db = round(volume_db(preset), 2)
-    info.peak = round(_peak(scored), 4)
+    info.peak = round(scored.peak or 0.0, 4)
     return preset, scored, info
-
-
-def _peak(scored: Scored) -> float:
-    """A user render's highest sample in either channel (the mono mix's where only that was kept)."""
-    if scored.peak is not None:
-        return scored.peak
-    assert scored.audio is not None
-    return float(np.max(np.abs(scored.audio)))
 
 
 def soft_limit(
@@ -450,7 +442,7 @@ def soft_limit(
         if not r.ok or r.audio is None or r.loss > scored.loss + LEVEL_LOSS_TOLERANCE:
             continue
         at = rms_db(r.audio)
-        gain = min(20 * math.log10(PEAK_LIMIT / max(_peak(r), 1e-9)), scorer.target_rms_db - at)
+        gain = min(20 * math.log10(PEAK_LIMIT / max(r.peak or 0.0, 1e-9)), scorer.target_rms_db - at)
         louder = with_volume_db(candidate, volume_db(candidate) + gain)
         reach = at + volume_db(louder) - volume_db(candidate)  # Volume is last: a pure gain
         if reach > level + 0.5 and (best is None or reach > best[0]):
@@ -472,7 +464,7 @@ def soft_limit(
         info.limited_by = None
     info.after_db = round(rms_db(check.audio), 2)
     info.volume_db = round(volume_db(louder), 2)
-    info.peak = round(_peak(check), 4)
+    info.peak = round(check.peak or 0.0, 4)
     return louder, check
 
 

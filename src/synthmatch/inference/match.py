@@ -302,11 +302,7 @@ def match_preset(
     user = scorer.evaluate([preset], fresh=True, keep_audio=True)[0]
     if (user.audio is None or rms_db(user.audio) < SILENT_DB) and can_fall_back:
         return fall_back("the match renders silent")
-    peaks = (
-        [user.peak if user.peak is not None else float(np.max(np.abs(user.audio)))]
-        if user.audio is not None
-        else []
-    )
+    peaks = [user.peak] if user.peak is not None else []
     preset, user, steps.final_tuning = tune(scorer, preset, user, target.pitch, fresh=True, max_renders=1)
     if steps.final_tuning.renders:
         peaks = []  # the tune moved: only renders at the final tune count

@@ -56,8 +56,8 @@ class Scored:
     loss: float
     audio: np.ndarray | None = None
     error: str | None = None
-    # the highest sample of either channel (user renders only): what clips in the user's stereo WAV;
-    # the mono mix's peak is lower wherever the channels differ
+    # the render's highest sample, of either channel for user renders (stereo): what clips in the user's
+    # WAV, where the mono mix's peak is lower wherever the channels differ; None when it failed
     peak: float | None = None
 
     @property
@@ -147,27 +147,27 @@ class Scorer:
                 self.note_duration_s,
                 self.duration_s,
                 stereo=fresh,  # a user render: both channels, for the peak the user's WAV has
-                postprocess=self._loss_of_render,
+                postprocess=self._score_render,
                 fresh=fresh,
             )
         self.n_evals += len(presets)
         out = []
         for r in results:
-            if not r.ok or r.audio is None:
+            if not r.ok or r.value is None:
                 log.debug("candidate failed to render: %s", r.error)
                 out.append(Scored(FAILED_LOSS, None, r.error))
                 continue
-            loss = float(r.value) if r.value is not None else FAILED_LOSS
-            mono, peak = r.audio, None
-            if r.audio.ndim == 2:
-                mono = r.audio.mean(axis=0)
-                peak = float(np.max(np.abs(r.audio))) if np.all(np.isfinite(r.audio)) else None
+            loss, mono, peak = r.value
             out.append(Scored(loss, mono if keep_audio else None, peak=peak))
         return out
 
-    def _loss_of_render(self, audio: np.ndarray) -> float:
-        """The loss of one render, mono or stereo (scored on the mono mix, as the target is)."""
-        return self.loss(audio.mean(axis=0) if audio.ndim == 2 else audio)
+    def _score_render(self, audio: np.ndarray) -> tuple[float, np.ndarray, float | None]:
+        """In the render thread: (loss, mono mix, peak) of one render, mono or stereo.
+
+        Scored on the mono mix, as the target is; the peak is of either channel (None when it failed)."""
+        mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+        loss = self.loss(mono)
+        return loss, mono, float(np.max(np.abs(audio))) if loss < FAILED_LOSS else None
 
     def losses(self, presets: Sequence[Preset], *, fresh: bool = False) -> list[float]:
         return [s.loss for s in self.evaluate(presets, fresh=fresh)]
