@@ -4,6 +4,7 @@
     python benchmarks/match_quality.py run --targets data/devset --out runs/mq/new_cmaes --refine --evals 300
     python benchmarks/match_quality.py run --targets data/devset --out runs/mq/old_cmaes --refine --evals 300 \\
         --synthmatch "env PYTHONPATH=/tmp/oldmain/src .venv/bin/python -m synthmatch"
+    python benchmarks/match_quality.py run --targets data/devset data/community --per-set 20 ...
     python benchmarks/match_quality.py compare runs/mq/old_cmaes runs/mq/new_cmaes [--baseline runs/mq/new_model]
 
 `run` drives any version of the CLI (`--synthmatch`, default this checkout's) with the same command:
@@ -44,8 +45,10 @@ from _common import machine_line, print_table  # noqa: E402
 NOT_WORSE_TOLERANCE = 0.02  # distances closer than this count as a tie (fresh renders differ a little)
 
 
-def _infer(cmd: str, targets: Path, out: Path, refine: bool, evals: int, extra: str) -> tuple[list, float]:
-    args = shlex.split(cmd) + ["infer", "-i", str(targets), "-o", str(out / "presets"), "--json"]
+def _infer(
+    cmd: str, inputs: list[Path], out: Path, refine: bool, evals: int, extra: str
+) -> tuple[list, float]:
+    args = shlex.split(cmd) + ["infer", "-i", *map(str, inputs), "-o", str(out / "presets"), "--json"]
     if refine:
         args += ["--refine", "--refine-evals", str(evals), "--refine-timeout", "3600"]
     args += shlex.split(extra)
@@ -58,7 +61,17 @@ def _infer(cmd: str, targets: Path, out: Path, refine: bool, evals: int, extra: 
     return json.loads(proc.stdout), seconds
 
 
-def _score(targets: Path, results: list) -> list[dict]:
+def _selection(targets: Path, per_set: int | None) -> list[str] | None:
+    """`per_set` files of a set, evenly spaced over its sorted manifest (None: all of them)."""
+    from synthmatch.evaluation.manifest import read_manifest
+
+    files = sorted(read_manifest(targets))
+    if per_set is None or per_set >= len(files):
+        return None
+    return [files[int(i * len(files) / per_set)] for i in range(per_set)]
+
+
+def _score(targets: Path, results: list, only: list[str] | None = None) -> list[dict]:
     import soundfile as sf
 
     from synthmatch.audio.distances import match_distance
@@ -74,6 +87,8 @@ def _score(targets: Path, results: list) -> list[dict]:
     with Renderer(sample_rate=44100) as renderer:
         init = Preset.init()
         for file, item in sorted(manifest.items()):
+            if only is not None and file not in only:
+                continue
             target, sr = sf.read(str(targets / file), dtype="float32")
             row: dict = {"target": file, "family": item.family, "kind": item.kind}
             res = by_name.get(file)
@@ -121,10 +136,12 @@ def cmd_run(a: argparse.Namespace) -> None:
         t = Path(targets)
         sub = out / t.name
         sub.mkdir(parents=True, exist_ok=True)
-        results, seconds = _infer(a.synthmatch, t, sub, a.refine, a.evals, a.infer_args)
+        only = _selection(t, a.per_set)
+        inputs = [t] if only is None else [t / f for f in only]
+        results, seconds = _infer(a.synthmatch, inputs, sub, a.refine, a.evals, a.infer_args)
         total_s += seconds
         (sub / "infer.json").write_text(json.dumps(results, indent=1))
-        rows = _score(t, results)
+        rows = _score(t, results, only)
         for r in rows:
             r["set"] = t.name
         all_rows += rows
@@ -225,6 +242,9 @@ def main() -> None:
     r.add_argument("--refine", action="store_true")
     r.add_argument("--evals", type=int, default=300)
     r.add_argument("--infer-args", default="", help="more infer flags, e.g. '--workers 2'")
+    r.add_argument(
+        "--per-set", type=int, help="at most this many targets of each set, evenly spaced over its files"
+    )
     r.set_defaults(fn=cmd_run)
     c = sub.add_parser("compare")
     c.add_argument("runs", nargs="+")

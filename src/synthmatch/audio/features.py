@@ -17,7 +17,16 @@ import torch
 
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 
-__all__ = ["MelSettings", "log_mel", "stft_magnitude", "mel_filterbank", "hz_to_mel", "mel_to_hz", "LOG_EPS"]
+__all__ = [
+    "MelSettings",
+    "log_mel",
+    "stft_magnitude",
+    "mel_filterbank",
+    "hz_to_mel",
+    "mel_to_hz",
+    "embed_features",
+    "LOG_EPS",
+]
 
 ArrayLike = np.ndarray | torch.Tensor
 LOG_EPS = 1e-5
@@ -272,3 +281,26 @@ def model_features(
     t, was_np = _as_tensor(x, device)
     out = log_mel(normalize_loudness(t), settings)
     return out.cpu().numpy() if was_np else out
+
+
+# A sound's embedding for nearest-neighbour lookup (eval's `nn` baseline, `synthmatch index`).
+EMBED_BANDS = 32
+EMBED_SEGMENTS = 8
+
+
+def embed_features(feats: np.ndarray) -> np.ndarray:
+    """(B, n_mels, T) log-mel features -> (B, D) time-pooled embedding.
+
+    The model's log-mel features pooled into EMBED_BANDS bands x EMBED_SEGMENTS time segments of mean
+    log magnitude, plus each band's standard deviation over time: numbers that keep the spectral envelope
+    and its evolution but not the exact partials."""
+    f = np.asarray(feats, np.float32)
+    if f.ndim == 2:
+        f = f[None]
+    b, m, t = f.shape
+    n_bands = min(EMBED_BANDS, m)
+    per = m // n_bands
+    bands = f[:, : per * n_bands].reshape(b, n_bands, per, t).mean(axis=2)  # (B, bands, T)
+    segments = np.array_split(np.arange(t), min(EMBED_SEGMENTS, t))
+    seg_means = np.stack([bands[..., s].mean(axis=-1) for s in segments], axis=-1)  # (B, bands, S)
+    return np.concatenate([seg_means.reshape(b, -1), bands.std(axis=-1)], axis=1).astype(np.float32)

@@ -71,6 +71,12 @@ _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
     ),
     ("report", training.add_report, training.run_report, "draw a training run's curves to PNG"),
     (
+        "index",
+        inference.add_index,
+        inference.run_index,
+        "build a nearest-neighbour index of a dataset's sounds (starts for --candidates)",
+    ),
+    (
         "infer",
         inference.add_infer,
         inference.run_infer,

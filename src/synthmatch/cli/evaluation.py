@@ -118,7 +118,8 @@ def run_devset(args: argparse.Namespace) -> int:
     manifest.json records each one's MIDI note (when pitched), key-held time and origin. Kinds:
     soundfont (real instruments of the General MIDI families rendered by fluidsynth from Debian's
     timgm6mb and MuseScore soundfonts, plus the synth patches), synth (small synth patches made with
-    NumPy, not Vital) and in_domain (held-out presets of the dataset sampler, rendered by Vital).
+    NumPy, not Vital), in_domain (held-out presets of the dataset sampler, rendered by Vital) and
+    community (the community presets reserved for evaluation, rendered by Vital at MIDI note 60).
     `synthmatch eval --test-sets audio --audio-dir DIR` scores on it with the known notes. Files already
     there are kept (an interrupted run resumes); --overwrite makes them anew.
     """
@@ -143,9 +144,10 @@ def add_devset(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="folder to write (created)")
     p.add_argument(
         "--kind",
-        choices=("soundfont", "synth", "in_domain"),
+        choices=("soundfont", "synth", "in_domain", "community"),
         default="soundfont",
-        help="soundfont: real instruments + synth patches (default); synth; in_domain: held-out presets",
+        help="soundfont: real instruments + synth patches (default); synth; in_domain: held-out sampler "
+        "presets; community: the evaluation-only community presets",
     )
     p.add_argument("-n", type=int, default=30, help="in_domain targets (default %(default)s)")
     p.add_argument("--both", action="store_true", help="soundfont: every instrument from both soundfonts")

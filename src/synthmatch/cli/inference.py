@@ -45,6 +45,10 @@ def run_infer(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=sys.stderr.isatty(),
         overwrite=args.overwrite,
+        candidates=args.candidates,
+        starts=tuple(k.strip() for k in args.starts.split(",") if k.strip()),
+        discrete=args.discrete,
+        index=args.index,
     )
     results = run_infer(cfg)
     if args.json:
@@ -64,6 +68,9 @@ def run_infer(args: argparse.Namespace) -> int:
                 loss += f" (refined: {ref['n_evals']} evals)"
             if info.get("fallback"):
                 loss += " [fell back to Vital's init preset: the start was silent]"
+            others = info.get("candidates") or []
+            if len(others) > 1:
+                loss += "; other candidates: " + ", ".join(f"{c['distance']:.3f}" for c in others[1:])
             paths = list(r.outputs.values())
             outputs = f"{paths[0].with_suffix('')}.{{{','.join(p.suffix[1:] for p in paths)}}}"
             print(
@@ -112,6 +119,30 @@ def add_infer(p: argparse.ArgumentParser) -> None:
     )
     flags.refine_timeout(p)
     p.add_argument(
+        "--candidates",
+        type=int,
+        help="with --refine: write the K best distinct matches, ranked (NAME.vital the best, NAME.2.vital...), "
+        "from several starts sharing the budget (default 3; 1: one start)",
+    )
+    p.add_argument(
+        "--starts",
+        default="model,alternatives,neighbours,init",
+        help="where candidates start: model (its prediction), alternatives (its top discrete alternatives), "
+        "neighbours (nearest sounds in the index), init (default: %(default)s)",
+    )
+    p.add_argument(
+        "--discrete",
+        choices=("none", "catcma"),
+        default="none",
+        help="search categorical controls too: catcma (mixed-variable CMA-ES over the least confident ones); "
+        "none: only continuous controls (default)",
+    )
+    p.add_argument(
+        "--index",
+        type=Path,
+        help="nearest-neighbour index for neighbour starts (`synthmatch index`; default: the bundled one)",
+    )
+    p.add_argument(
         "--refine-sigma",
         type=float,
         default=0.1,
@@ -130,6 +161,37 @@ def add_infer(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """Build a nearest-neighbour index of a dataset's sounds, for the neighbour starts of
+    `infer --candidates` (`--index INDEX`; a small one ships beside the default model).
+
+    Each example is indexed by an embedding of its log-mel features (band energies over time) and its
+    generator index: a generated example is a pure function of seed, index and tier, so its preset is
+    drawn again when needed, not stored. Only the random draws of a `generate` run without community
+    presets can be rebuilt that way; other rows are left out and counted. Refuses to replace INDEX
+    without --overwrite.
+    """
+    from synthmatch.inference.export import refuse_existing
+    from synthmatch.inference.retrieval import build_index
+
+    if not args.overwrite:
+        refuse_existing([args.output])
+    summary = build_index(args.dataset, args.output, progress=sys.stderr.isatty())
+    left = ", ".join(f"{v} {k}" for k, v in summary["left_out"].items() if v)
+    print(
+        f"indexed {summary['examples']} of {summary['dataset_rows']} examples into {summary['index']} "
+        f"({summary['bytes'] / 1e6:.1f} MB, {summary['seconds']:.0f} s)"
+        + (f"; left out: {left}" if left else "")
+    )
+    return 0
+
+
+def add_index(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--dataset", type=Path, required=True, help="dataset file (.h5) written by generate")
+    p.add_argument("-o", "--output", type=Path, required=True, help="index file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing index")
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from synthmatch.audio.features import MelSettings, fit_length, model_features
+from synthmatch.audio.features import MelSettings, embed_features, fit_length, model_features
 from synthmatch.audio.io import resample
 from synthmatch.datagen.sample import PresetSampler
 from synthmatch.synth.presets import Preset
@@ -72,8 +72,6 @@ MODEL_METHODS = ("model", "model_cmaes")
 RANDOM_SEED = 9_100_001
 RANDOM_SEARCH_SEED = 9_200_001
 
-EMBED_BANDS = 32
-EMBED_SEGMENTS = 8
 
 
 @dataclass
@@ -97,20 +95,6 @@ class MethodResult:
 
 # ---------------------------------------------------------------------------------------------------
 # nearest neighbour
-def embed_features(feats: np.ndarray) -> np.ndarray:
-    """(B, n_mels, T) log-mel features -> (B, D) time-pooled embedding (see the module doc)."""
-    f = np.asarray(feats, np.float32)
-    if f.ndim == 2:
-        f = f[None]
-    b, m, t = f.shape
-    n_bands = min(EMBED_BANDS, m)
-    per = m // n_bands
-    bands = f[:, : per * n_bands].reshape(b, n_bands, per, t).mean(axis=2)  # (B, bands, T)
-    segments = np.array_split(np.arange(t), min(EMBED_SEGMENTS, t))
-    seg_means = np.stack([bands[..., s].mean(axis=-1) for s in segments], axis=-1)  # (B, bands, S)
-    return np.concatenate([seg_means.reshape(b, -1), bands.std(axis=-1)], axis=1).astype(np.float32)
-
-
 class NearestNeighbour:
     """Index of a training dataset by log-mel embedding; `query` finds a target's closest example.
 

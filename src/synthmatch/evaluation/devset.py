@@ -2,6 +2,7 @@
 
     synthmatch devset -o data/devset                  # soundfont instruments + synth patches
     synthmatch devset -o data/in_domain --kind in_domain -n 30
+    synthmatch devset -o data/community --kind community
     synthmatch eval --test-sets audio --audio-dir data/devset ...
 
 Every set is a folder of WAV files in one format, the format a producer's one-shot comes in: 4 s long,
@@ -22,6 +23,9 @@ Kinds:
 - `in_domain`: held-out presets of the dataset sampler (seed `testsets.EVAL_SEED`, never used for
   training), rendered by Vital; audible ones only. The manifest's note is the one each sounds at
   (estimated: a preset's transposes move it off the note it was played at), None when unpitched.
+- `community`: the community presets `presets/community/split.json` reserves for evaluation (never used
+  for training or breeding), each rendered from its original file (its own wavetables, routing and
+  effects) at MIDI note 60 by Vital; the manifest's note is estimated as for `in_domain`.
 
 Writing is resumable and atomic: each WAV is written whole or not at all, files already there (same name
 and settings) are kept, and the manifest is written last. A file that cannot be made (an instrument
@@ -64,7 +68,7 @@ __all__ = [
     "INSTALL_COMMAND",
 ]
 
-DEVSET_KINDS = ("soundfont", "synth", "in_domain")
+DEVSET_KINDS = ("soundfont", "synth", "in_domain", "community")
 SAMPLE_RATE = DEFAULT_SAMPLE_RATE
 PEAK = 0.999
 INSTALL_COMMAND = "apt-get install fluidsynth timgm6mb-soundfont musescore-general-soundfont-small"
@@ -363,7 +367,8 @@ def write_devset(
     Args:
         output: the folder (created).
         kind: "soundfont" (also writes the synth patches beside them: the real-instrument dev set),
-            "synth" (only the NumPy patches) or "in_domain" (held-out sampler presets rendered by Vital).
+            "synth" (only the NumPy patches), "in_domain" (held-out sampler presets rendered by Vital) or
+            "community" (the evaluation-only community presets rendered by Vital).
         n: targets of the in_domain kind.
         both: soundfont kind: every instrument from both soundfonts (default: alternating).
         tier: parameter tier of the in_domain presets.
@@ -396,6 +401,8 @@ def write_devset(
         raise ConfigError(f"--limit must be >= 1, got {limit}")
     if kind == "in_domain":
         items = _write_in_domain(out, n if limit is None else min(n, limit), tier, keep, progress)
+    elif kind == "community":
+        items = _write_community(out, tier, limit, keep, progress)
     else:
         jobs: list = []
         if kind == "soundfont":
@@ -440,11 +447,23 @@ def write_devset(
 
 
 def _write_in_domain(out: Path, n: int, tier: int, keep, progress: bool) -> list[DevItem]:
-    from tqdm import tqdm
-
     from synthmatch.evaluation.testsets import in_domain_targets
 
     targets = in_domain_targets(n, tier, duration_s=DURATION_S, note_duration_s=NOTE_DURATION_S)
+    return _write_rendered(out, targets, "in_domain", "generated", keep, progress)
+
+
+def _write_community(out: Path, tier: int, limit: int | None, keep, progress: bool) -> list[DevItem]:
+    from synthmatch.evaluation.testsets import community_targets
+
+    targets = community_targets(tier, duration_s=DURATION_S, note_duration_s=NOTE_DURATION_S, limit=limit)
+    return _write_rendered(out, targets, "community", "community", keep, progress)
+
+
+def _write_rendered(out: Path, targets, kind: str, family: str, keep, progress: bool) -> list[DevItem]:
+    """Targets rendered by Vital (`testsets.Target`s) written as a set."""
+    from tqdm import tqdm
+
     items = []
     from synthmatch.audio.pitch import estimate_pitch
 
@@ -453,7 +472,7 @@ def _write_in_domain(out: Path, n: int, tier: int, keep, progress: bool) -> list
         # producer would name it; None when it has no clear pitch
         pitch = estimate_pitch(t.audio, t.sample_rate)
         note = pitch.midi_note if pitch.pitched else None
-        item = DevItem(f"{t.name}.wav", t.name, "in_domain", "generated", "vital", note)
+        item = DevItem(f"{t.name}.wav", t.name, kind, family, "vital", note)
         if not keep(item):
             try:
                 _write_wav(out / item.file, _normalised(t.audio))

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ __all__ = [
     "output_names",
     "MatchFiles",
     "write_match",
+    "candidate_paths",
     "refuse_existing",
     "ExportError",
 ]
@@ -121,6 +122,19 @@ class MatchFiles:
     sample_rate: int = DEFAULT_SAMPLE_RATE
     figure_png: bytes | None = None
     tutorial_md: str | None = None
+    alternates: list[MatchFiles] = field(default_factory=list)  # candidates 2.. (NAME.2.vital...)
+
+
+def candidate_paths(paths: OutputPaths, rank: int) -> OutputPaths:
+    """Where candidate `rank` (2, 3...) goes: beside the best, NAME.2.vital, NAME.2.wav..."""
+    if rank < 2:
+        return paths
+    return OutputPaths(
+        *(
+            p.with_name(f"{p.name[: -len(p.suffix)]}.{rank}{p.suffix}")
+            for p in (paths.preset, paths.audio, paths.figure, paths.tutorial)
+        )
+    )
 
 
 def refuse_existing(paths: OutputPaths | Iterable[Path]) -> None:
@@ -132,7 +146,8 @@ def refuse_existing(paths: OutputPaths | Iterable[Path]) -> None:
 
 
 def write_match(files: MatchFiles, paths: OutputPaths, overwrite: bool = False) -> dict[str, Path]:
-    """Write what `files` holds (the preset always, the others when present), all or nothing.
+    """Write what `files` holds (the preset always, the others when present), all or nothing; its
+    alternates (candidates 2, 3...) beside it as NAME.2.vital... (`candidate_paths`).
 
     Returns:
         kind -> path of every file written.
@@ -140,14 +155,18 @@ def write_match(files: MatchFiles, paths: OutputPaths, overwrite: bool = False) 
         ExportError: an output exists (without `overwrite`), or the files cannot be written (nothing
             of them is left behind).
     """
-    vital_text = files.preset.to_vital_json()  # can fail (vita refuses the preset): before any write
-    planned: dict[str, tuple[Path, bytes]] = {"preset": (paths.preset, vital_text.encode("utf-8"))}
-    if files.audio is not None:
-        planned["audio"] = (paths.audio, wav_bytes(files.audio, files.sample_rate))
-    if files.figure_png is not None:
-        planned["figure"] = (paths.figure, files.figure_png)
-    if files.tutorial_md is not None:
-        planned["tutorial"] = (paths.tutorial, files.tutorial_md.encode("utf-8"))
+    planned: dict[str, tuple[Path, bytes]] = {}
+    for rank, one in enumerate([files, *files.alternates], start=1):
+        at = candidate_paths(paths, rank)
+        key = "" if rank == 1 else f".{rank}"  # "preset", "audio"...; "preset.2", "audio.2"... for the others
+        vital_text = one.preset.to_vital_json()  # can fail (vita refuses the preset): before any write
+        planned["preset" + key] = (at.preset, vital_text.encode("utf-8"))
+        if one.audio is not None:
+            planned["audio" + key] = (at.audio, wav_bytes(one.audio, one.sample_rate))
+        if one.figure_png is not None:
+            planned["figure" + key] = (at.figure, one.figure_png)
+        if one.tutorial_md is not None:
+            planned["tutorial" + key] = (at.tutorial, one.tutorial_md.encode("utf-8"))
     if not overwrite:
         refuse_existing(p for p, _ in planned.values())
     try:

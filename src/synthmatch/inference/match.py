@@ -48,7 +48,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MatchTarget", "Match", "MatchSteps", "Fallback", "match_preset", "POST_RENDERS"]
+__all__ = [
+    "MatchTarget",
+    "Match",
+    "MatchSteps",
+    "Fallback",
+    "match_preset",
+    "finish_match",
+    "POST_RENDERS",
+]
 
 # A render below this RMS is silent (Vital's silence sits near -240 dBFS; a quiet match is brought up by
 # level matching, and only one still far below the target after it falls back, `calibrate.is_audible`).
@@ -272,7 +280,6 @@ def match_preset(
         renderer,
     )
     preset, steps, audible_start = _start(start, tier, target, scorer, refine, progress, callback)
-    from synthmatch.audio.distances import match_distance
 
     def fall_back(reason: str) -> Match:
         log.warning("%s: %s; matching from Vital's init preset instead", target.name, reason)
@@ -295,19 +302,50 @@ def match_preset(
         fallback.first_attempt = steps
         return fallback
 
-    audio = None
     can_fall_back = start_source != "init"
     if not audible_start and can_fall_back:
         return fall_back("nothing in the start can be heard (no oscillator or sample on)")
+    match, reason = finish_match(preset, steps, target, scorer, renderer, stop_if_silent=can_fall_back)
+    if reason is not None and can_fall_back:
+        return fall_back(reason)
+    if match.steps.silent:
+        log.warning(
+            "%s: the match is still near-silent after falling back to Vital's init preset", target.name
+        )
+    return match
+
+
+def finish_match(
+    preset: Preset,
+    steps: MatchSteps,
+    target: MatchTarget,
+    scorer: Scorer,
+    renderer,
+    *,
+    level_renders: int = 3,
+    limiter: bool = True,
+    stop_if_silent: bool = True,
+) -> tuple[Match, str | None]:
+    """Steps 3 and 4 of a match: the user render, its pitch checked, its level matched, the final render.
+
+    Returns (the match, None) or, when it renders silent or near-silent, (the match as it is, the reason);
+    with `stop_if_silent` a silent user render ends it there (distance inf).
+    `level_renders` and `limiter` bound what the level steps may spend (`calibrate.match_level`,
+    `calibrate.soft_limit`): at most 2 + level_renders + 4 + 2 renders, counted in `scorer.n_evals`.
+    """
+    from synthmatch.audio.distances import match_distance
+
     user = scorer.evaluate([preset], fresh=True, keep_audio=True)[0]
-    if (user.audio is None or rms_db(user.audio) < SILENT_DB) and can_fall_back:
-        return fall_back("the match renders silent")
+    if (user.audio is None or rms_db(user.audio) < SILENT_DB) and stop_if_silent:
+        empty = np.zeros((2, len(target.audio)), np.float32)
+        return Match(preset, empty, float("inf"), scorer.n_evals, steps), "the match renders silent"
     peaks = [user.peak] if user.peak is not None else []
     preset, user, steps.final_tuning = tune(scorer, preset, user, target.pitch, fresh=True, max_renders=1)
     if steps.final_tuning.renders:
         peaks = []  # the tune moved: only renders at the final tune count
-    preset, user, level = match_level(scorer, preset, user, max_renders=3, peaks=peaks)
-    preset, user = soft_limit(scorer, preset, user, level)
+    preset, user, level = match_level(scorer, preset, user, max_renders=level_renders, peaks=peaks)
+    if limiter:
+        preset, user = soft_limit(scorer, preset, user, level)
     steps.level = level
     preset, steps.release = _one_shot_release(preset, target)
 
@@ -324,16 +362,13 @@ def match_preset(
         audio = final_render(preset)
         renders += 1
         level.lowered_for_peak_db = round(float(20 * np.log10(PEAK_LIMIT / peak)), 2)
+    scorer.n_evals = renders  # the final renders count too
     mono = audio.mean(axis=0)
     level.final_db = round(rms_db(mono), 2)
     silent = steps.silent = not is_audible(mono, scorer.target_rms_db)
-    if silent and can_fall_back:
-        # every gain stage could not bring it near the target: a near-silent preset is no match
-        scorer.n_evals += 1  # the final render
-        return fall_back(f"the match plays {scorer.target_rms_db - rms_db(mono):.0f} dB below the target")
-    if silent:
-        log.warning(
-            "%s: the match is still near-silent after falling back to Vital's init preset", target.name
-        )
     distance = float(match_distance(target.audio, mono, target.sample_rate))
-    return Match(preset, audio, distance, renders, steps)
+    match = Match(preset, audio, distance, renders, steps)
+    if silent:
+        # every gain stage could not bring it near the target: a near-silent preset is no match
+        return match, f"the match plays {scorer.target_rms_db - rms_db(mono):.0f} dB below the target"
+    return match, None

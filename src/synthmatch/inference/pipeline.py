@@ -33,6 +33,7 @@ from synthmatch.audio.pitch import (
 )
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE, SEARCH_TIER
 from synthmatch.errors import ConfigError, SynthmatchError
+from synthmatch.inference.candidates import START_KINDS
 from synthmatch.inference.export import (
     MatchFiles,
     output_names,
@@ -46,7 +47,7 @@ from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset
 
 if TYPE_CHECKING:
-    from synthmatch.inference.match import MatchSteps
+    from synthmatch.inference.match import Match, MatchSteps
     from synthmatch.inference.predict import Predictor
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ __all__ = [
 ]
 
 MAX_TARGET_S = 4.0  # default --max-seconds: targets are matched whole up to this length
+DEFAULT_CANDIDATES = 3  # --candidates with --refine (the best is NAME.vital, the others NAME.2.vital...)
+MAX_CANDIDATES = 8
+NEIGHBOUR_STARTS = 2  # nearest neighbours among the starts
+ALTERNATIVE_STARTS = 2  # the model's top discrete alternatives among the starts
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,21 @@ class InferConfig:
     seed: int = 0
     progress: bool = False
     overwrite: bool = False
+    candidates: int | None = None  # None: DEFAULT_CANDIDATES with --refine, 1 without
+    starts: tuple[str, ...] = START_KINDS
+    discrete: str = "none"
+    index: Path | None = None  # None: the bundled index, when there is one
 
     def __post_init__(self) -> None:
+        if self.candidates is not None and not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise ConfigError(f"--candidates must be in 1..{MAX_CANDIDATES}, got {self.candidates}")
+        if self.candidates is not None and self.candidates > 1 and not self.refine:
+            raise ConfigError("--candidates needs --refine: the candidates share its render budget")
+        unknown = [k for k in self.starts if k not in START_KINDS]
+        if unknown or not self.starts:
+            raise ConfigError(
+                f"--starts takes a comma-separated list of {', '.join(START_KINDS)}, got {','.join(self.starts)!r}"
+            )
         if not self.inputs:
             raise ConfigError("no input given: pass -i FILE or -i FOLDER")
         if self.checkpoint is not None and self.start is not None:
@@ -130,12 +148,19 @@ class InferConfig:
         if self.refine:
             self.refine_config()  # validates the refinement flags
 
+    @property
+    def n_candidates(self) -> int:
+        if not self.refine:
+            return 1
+        return DEFAULT_CANDIDATES if self.candidates is None else int(self.candidates)
+
     def refine_config(self):
         return RefineConfig(
             max_evals=self.refine_evals,
             timeout_s=self.refine_timeout_s,
             sigma=self.refine_sigma,
             seed=self.seed,
+            discrete=self.discrete,
         )
 
 
@@ -151,6 +176,7 @@ class StartPoint:
         source: "model", "init" or "preset".
         description: for logs, the summary and the tutorial.
         confidence: categorical parameter -> probability of the chosen option (model starts only).
+        probabilities: categorical parameter -> probability of every option (model starts only).
     """
 
     preset: Preset
@@ -158,6 +184,7 @@ class StartPoint:
     source: str
     description: str
     confidence: dict[str, float] | None = None
+    probabilities: dict[str, np.ndarray] | None = None
 
     def summary(self) -> dict:
         d: dict[str, Any] = {"source": self.source, "description": self.description, "tier": self.tier}
@@ -229,6 +256,8 @@ class Starter:
         self.sample_rate = int(cfg.sample_rate or sample_rate)
         self.model_window_s: float | None = None
         self.min_samples = MIN_SAMPLES
+        self.index = None
+        self.load_index(cfg)
         if self.predictor is not None:
             self.model_window_s = float(self.predictor.clip_seconds)
             self.min_samples = int(self.predictor.mel.n_fft)
@@ -239,8 +268,47 @@ class Starter:
             return StartPoint(self.preset, self.tier, self.source, self.description)
         prediction = self.predictor.predict(target.audio, target.sample_rate, midi_note)
         return StartPoint(
-            prediction.preset, prediction.tier, "model", self.description, dict(prediction.confidence)
+            prediction.preset,
+            prediction.tier,
+            "model",
+            self.description,
+            dict(prediction.confidence),
+            prediction.probabilities,
         )
+
+    def load_index(self, cfg: InferConfig) -> None:
+        """The retrieval index for neighbour starts (`--index`, else the bundled one; none: no such starts)."""
+        from synthmatch.inference.retrieval import RetrievalIndex, default_index_path
+
+        self.index = None
+        if "neighbours" not in cfg.starts or cfg.n_candidates < 2:
+            return
+        path = cfg.index if cfg.index is not None else default_index_path()
+        if path is None:
+            log.info("no retrieval index given (--index) and none bundled: no nearest-neighbour starts")
+            return
+        index = RetrievalIndex.load(path)
+        if index.tier != self.tier:
+            raise ConfigError(f"--index {path} is tier {index.tier}, but matching searches tier {self.tier}")
+        self.index = index
+
+    def starts_for(self, target: Target, midi_note: int, cfg: InferConfig) -> tuple[StartPoint, list]:
+        """The first start (the model's or the given preset) and every start the candidates begin from."""
+        from synthmatch.inference.candidates import Start, alternative_starts, neighbour_starts
+
+        first = self.start_for(target, midi_note)
+        starts = []
+        if first.source != "model" or "model" in cfg.starts:
+            starts.append(Start(first.preset, first.source, first.description, first.probabilities))
+        if "alternatives" in cfg.starts and first.probabilities:
+            starts += alternative_starts(first.preset, first.probabilities, first.tier, ALTERNATIVE_STARTS)
+        if self.index is not None:
+            starts += neighbour_starts(self.index, target.audio, target.sample_rate, NEIGHBOUR_STARTS)
+        if "init" in cfg.starts and first.source != "init":
+            starts.append(Start(Preset.init(), "init", "Vital's init preset"))
+        if not starts:
+            starts.append(Start(first.preset, first.source, first.description, first.probabilities))
+        return first, starts
 
 
 def _start_preset(start: str) -> tuple[Preset, str, str]:
@@ -359,7 +427,11 @@ def match_target(
 
     midi, note_s, pitch_info, timing_info = _pitch_and_timing(target, cfg)
     duration_s = target.duration_s
-    start = starter.start_for(target, midi)
+    several = cfg.n_candidates > 1
+    if several:
+        start, starts = starter.starts_for(target, midi, cfg)
+    else:
+        start, starts = starter.start_for(target, midi), []
     info: dict[str, Any] = {
         "target": target.summary(),
         "midi_note": midi,
@@ -375,30 +447,79 @@ def match_target(
     if cfg.midi_note is not None and pitch.pitched and abs(pitch.midi - cfg.midi_note) > 0.5:
         pitch = _pitch_at(cfg.midi_note)  # the user's note wins over the estimate: tune to it
     mt = MatchTarget(target.audio, target.sample_rate, midi, note_s, pitch, name=target.path.name)
-    match = match_preset(
-        start.preset,
-        start.tier,
-        mt,
-        renderer,
-        refine=cfg.refine_config() if cfg.refine else None,
-        progress=progress,
-        callback=refine_callback,
-        start_source=start.source,
-    )
-    preset = match.preset
-    info.update(match.as_dict(trim=True))
-    info["match_distance"] = round(float(match.distance), 5)
+    ranked: list[tuple[Match, str, str]] = []  # (match, start description, start source)
+    if several:
+        from synthmatch.inference.candidates import match_candidates
+
+        result = match_candidates(
+            starts,
+            start.tier,
+            mt,
+            renderer,
+            cfg.refine_config(),
+            cfg.n_candidates,
+            progress=progress,
+            callback=refine_callback,
+        )
+        ranked = [(c.match, c.start.label, c.start.source) for c in result.candidates]
+        info["candidates"] = [
+            {"rank": r + 1, **c.as_dict(trim=True)} for r, c in enumerate(result.candidates)
+        ]
+        info["candidate_search"] = result.info
+    if not ranked:  # one start, or every candidate's start was silent
+        match = match_preset(
+            start.preset,
+            start.tier,
+            mt,
+            renderer,
+            refine=cfg.refine_config() if cfg.refine else None,
+            progress=progress,
+            callback=refine_callback,
+            start_source=start.source,
+        )
+        ranked = [(match, start.description, start.source)]
+    best = ranked[0][0]
+    info.update(best.as_dict(trim=True))
+    info["match_distance"] = round(float(best.distance), 5)
+    if several:
+        info["renders"] = result.renders
+    files = None
+    for rank, (match, description, source) in enumerate(ranked):
+        one = _match_files(match, description, source, target, cfg, midi, note_s, rank + 1, len(ranked))
+        if files is None:
+            files = one
+        else:
+            files.alternates.append(one)
+    assert files is not None
+    return files, info
+
+
+def _match_files(
+    match: Match,
+    start_description: str,
+    start_source: str,
+    target: Target,
+    cfg: InferConfig,
+    midi: int,
+    note_s: float,
+    rank: int,
+    n_ranked: int,
+) -> MatchFiles:
+    """The files of one match: the preset with its name and comments, its WAV and PNG, its tutorial."""
     fallback = match.fallback
-    start_text = "Vital's init preset (fallback: the start was silent)" if fallback else start.description
-    name = f"synthmatch {target.path.stem}"
-    preset = preset.with_meta(
+    start_text = "Vital's init preset (fallback: the start was silent)" if fallback else start_description
+    name = f"synthmatch {target.path.stem}" + (f" ({rank} of {n_ranked})" if rank > 1 else "")
+    ranked_text = f" Candidate {rank} of {n_ranked}, ranked by distance." if n_ranked > 1 else ""
+    preset = match.preset.with_meta(
         preset_name=name,
         author="synthmatch",
-        comments=f"Matched to {target.path.name} (MIDI note {midi}) from {start_text}.",
+        comments=f"Matched to {target.path.name} (MIDI note {midi}) from {start_text}.{ranked_text}",
     )
     files = MatchFiles(preset=preset, sample_rate=target.sample_rate)
     distance = match.distance
     facts = [f"Matched to: {target.path.name}", f"Started from: {start_text}"]
+    if n_ranked > 1:
+        facts.append(f"Candidate {rank} of {n_ranked} (ranked by distance to the target)")
     facts.append(f"Distance to the target (multi-scale log-mel L1, equal loudness): {distance:.3f}")
     if cfg.render:
         from synthmatch.inference.compare import comparison_png
@@ -409,7 +530,7 @@ def match_target(
             match.audio,
             target.sample_rate,
             title=f"{target.path.name}: MIDI {midi}, distance {distance:.3f}",
-            match_label=f"match ({'init' if fallback else start.source} start{', refined' if cfg.refine else ''})",
+            match_label=f"match ({'init' if fallback else start_source} start{', refined' if cfg.refine else ''})",
         )
     refined = match.steps.refine
     if refined is not None and not refined.skipped:
@@ -417,6 +538,9 @@ def match_target(
             f"CMA-ES refinement: loss {refined.initial_loss:.3f} -> {refined.final_loss:.3f} in "
             f"{refined.n_evals} evaluations over {refined.n_params} parameters"
         )
+        changed = refined.info.get("discrete_changed") or {}
+        for control, (old, new) in changed.items():
+            facts.append(f"Changed by the search: {control} from {old:g} to {new:g}")
     facts += _level_and_template_facts(match.steps)
     if cfg.tutorial:
         from synthmatch.inference.tutorial import tutorial_markdown
@@ -426,10 +550,10 @@ def match_target(
             title=target.path.name,
             midi_note=midi,
             note_duration_s=note_s,
-            duration_s=duration_s,
+            duration_s=target.duration_s,
             facts=facts,
         )
-    return files, info
+    return files
 
 
 def _level_and_template_facts(steps: MatchSteps) -> list[str]:

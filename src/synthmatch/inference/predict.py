@@ -4,6 +4,7 @@
     prediction = predictor.predict(audio, sample_rate, midi_note=57)
     prediction.preset          # a Preset over the checkpoint's base (Basic Shapes wavetable)
     prediction.confidence      # categorical parameter -> probability of the chosen option
+    prediction.probabilities   # categorical parameter -> probability of every option
 
 Loading reads safetensors and JSON only (never unpickles). Parameters are denormalised with the ranges
 stored in the checkpoint; a checkpoint without them gets one warning and the installed vita's ranges
@@ -51,6 +52,7 @@ class Prediction:
     vector: ParamVector
     confidence: dict[str, float]
     tier: int
+    probabilities: dict[str, np.ndarray] | None = None  # categorical parameter -> (n_options,) p
 
 
 class Predictor:
@@ -133,9 +135,16 @@ class Predictor:
         vec.continuous = self._to_installed_units(vec.continuous)
         preset = Preset.from_vector(vec, base=base_preset(self.base_preset))
         confidence = {n: float(c) for n, c in zip(self.categorical_names, conf)}
+        probabilities: dict[str, np.ndarray] = {}
+        if self.categorical_sizes:
+            logits = out["categorical_logits"][0].float()
+            groups = torch.split(logits, list(self.categorical_sizes), dim=-1)
+            for name, g in zip(self.categorical_names, groups):
+                probabilities[name] = torch.softmax(g, -1).cpu().numpy().astype(np.float64)
         return Prediction(
             preset=preset.with_meta(preset_name="synthmatch prediction"),
             vector=vec,
             confidence=confidence,
             tier=self.tier,
+            probabilities=probabilities,
         )

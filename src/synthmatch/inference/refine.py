@@ -76,6 +76,8 @@ __all__ = [
     "StopReason",
     "search_space",
     "refine",
+    "searcher",
+    "DISCRETE_SEARCHES",
     "FAILED_LOSS",
     "SILENT_RMS",
 ]
@@ -89,6 +91,9 @@ MIN_TEMPLATE_EVALS = 50
 # more than PROBE_MIN_GAIN.
 PROBE_SHARE = 0.4
 PROBE_MIN_GAIN = 0.005
+
+
+DISCRETE_SEARCHES = ("none", "catcma")
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,10 @@ class RefineConfig:
         template: keys of the modulation template added before the search (None: the default template,
             `synth.template.DEFAULT_TEMPLATE`; () adds none).
         template_step: the template amounts' initial step, as a share of `sigma`.
+        discrete: "none" (CMA-ES over the continuous controls; categoricals stay as the start has them)
+            or "catcma" (CatCMA with Margin, the `cmaes` package, over those and the `discrete_controls`
+            least confident audible categorical controls, the model's probabilities as their prior).
+        discrete_controls: how many categorical controls "catcma" searches.
     """
 
     max_evals: int = 500
@@ -122,8 +131,16 @@ class RefineConfig:
     align_pitch: bool = True
     template: tuple[str, ...] | None = None
     template_step: float = 0.3
+    discrete: str = "none"
+    discrete_controls: int = 6
 
     def __post_init__(self) -> None:
+        if self.discrete not in DISCRETE_SEARCHES:
+            raise ConfigError(
+                f"discrete search must be one of {', '.join(DISCRETE_SEARCHES)}, got {self.discrete!r}"
+            )
+        if self.discrete_controls < 0:
+            raise ConfigError(f"discrete_controls must be >= 0, got {self.discrete_controls}")
         if self.max_evals < 1:
             raise ConfigError(f"--refine-evals must be >= 1, got {self.max_evals}")
         if not self.timeout_s > 0:
@@ -258,6 +275,7 @@ def refine(
     callback: Callable[[dict], None] | None = None,
     scorer: Scorer | None = None,
     target_pitch=None,
+    probabilities: dict[str, np.ndarray] | None = None,
 ) -> RefineResult:
     """Refine `start` towards `target` with CMA-ES; never returns a worse preset than the aligned start.
 
@@ -276,6 +294,8 @@ def refine(
             `{"n_evals", "budget", "initial_loss", "best_loss", "elapsed_s"}` (e.g. a web page's progress bar).
         scorer: a `scoring.Scorer` of this target to share (its evaluation count includes earlier steps).
         target_pitch: the target's `audio.pitch.estimate_pitch`, when already known.
+        probabilities: categorical control -> the model's probability of each option (the prior of
+            `discrete="catcma"`).
     Returns:
         the `RefineResult` (`skipped` when vita cannot be imported).
     """
@@ -300,15 +320,34 @@ def refine(
     if target_pitch is None:
         target_pitch = estimate_pitch(target, sample_rate)
     try:
-        return _Search(start, scorer, tier, config, progress, t0, target_pitch).run(callback)
+        return _Search(start, scorer, tier, config, progress, t0, target_pitch, probabilities).run(callback)
     finally:
         if own_renderer:
             scorer.renderer.close()
 
 
+def searcher(
+    start: Preset,
+    scorer: Scorer,
+    tier: int,
+    config: RefineConfig,
+    target_pitch,
+    probabilities: dict[str, np.ndarray] | None = None,
+) -> _Search:
+    """A refinement to run in parts (`prepare`, `step` again and again, `finish`), as `inference.candidates`
+    does to share one budget between several starts. `scorer` counts only this refinement's renders (a
+    `Scorer.fork()` of the target's)."""
+    return _Search(start, scorer, tier, config, False, time.perf_counter(), target_pitch, probabilities)
+
+
 class _Search:
-    def __init__(self, start, scorer: Scorer, tier, cfg: RefineConfig, progress, t0, target_pitch):
+    def __init__(
+        self, start, scorer: Scorer, tier, cfg: RefineConfig, progress, t0, target_pitch, probabilities=None
+    ):
         self.start = start
+        self.probabilities = probabilities
+        self.generations = 0
+        self.popsize: int | None = None
         self.scorer = scorer
         self.cfg = cfg
         self.tier = tier
@@ -428,19 +467,31 @@ class _Search:
         info["kept"] = {k: round(best[k][1], 4) for k in chosen}
         return preset, slots, loss, info
 
+    # -----------------------------------------------------------------------------------------------
+    # a refinement in three parts, so that several starts can share one budget (`inference.candidates`):
+    # prepare (score, align, probe the template, set up the search), step (spend some evaluations
+    # searching; again and again), finish (prune the template, check on the user's renders)
     def run(self, callback: Callable[[dict], None] | None = None) -> RefineResult:
-        import cma
+        self.prepare(callback)
+        self.step(self.budget, callback)
+        return self.finish()
 
+    def prepare(self, callback: Callable[[dict], None] | None = None) -> _Search:
+        self.screen()
+        return self.setup(callback)
+
+    def screen(self) -> float:
+        """The start scored and moved to the target's pitch; returns its loss there (the aligned loss)."""
         cfg, scorer = self.cfg, self.scorer
         # the template needs a real search to pay off (its amounts start at 0): not below MIN_TEMPLATE_EVALS
-        connections = cfg.connections() if cfg.max_evals >= MIN_TEMPLATE_EVALS else ()
+        self.connections = connections = cfg.connections() if cfg.max_evals >= MIN_TEMPLATE_EVALS else ()
         # the final check, and the pruning of the template's connections (one render each, one more)
         reserve = 2 * cfg.verify_renders + (len(connections) + 1 if connections else 0)
         # (the probe's renders, two per connection and one more, come out of the search's share)
-        budget = max(1, cfg.max_evals - reserve)
+        self.budget = budget = max(1, cfg.max_evals - reserve)
         base = fixed_phase(self.start) if cfg.fixed_phase else self.start
         first = scorer.evaluate([base], keep_audio=True)[0]
-        initial_loss = first.loss
+        self.initial_loss = first.loss
         info: dict[str, Any] = {"tier": self.tier, "sigma": cfg.sigma, "fixed_phase": cfg.fixed_phase}
         info.update(
             midi_note=scorer.midi_note,
@@ -452,95 +503,137 @@ class _Search:
             base, scored, alignment = align_pitch(scorer, base, scored, self.target_pitch)
             base, scored, tuning = tune(scorer, base, scored, self.target_pitch, max_renders=2)
             info.update(pitch_alignment=alignment.as_dict(), tuning=tuning.as_dict())
+        self.base = base
         aligned = restore_phase(base, self.start) if cfg.fixed_phase else base
         if aligned.content_hash() == self.start.content_hash():
             aligned = self.start  # alignment changed nothing: hand back the start itself
-        aligned_loss = scored.loss
+        self.aligned, self.aligned_loss = aligned, scored.loss
+        self.scored, self.info = scored, info
+        return self.aligned_loss
+
+    def setup(self, callback: Callable[[dict], None] | None = None) -> _Search:
+        """The template probed and the search set up (after `screen`)."""
+        cfg, scorer, scored, info, base, budget = (
+            self.cfg,
+            self.scorer,
+            self.scored,
+            self.info,
+            self.base,
+            self.budget,
+        )
         # the template: each usable connection is probed at two amounts, and only those that lower the
         # loss join the search, starting at their better amount (see `_probe`)
-        templated, slots, start_loss, info["template_probe"] = self._probe(
-            base, connections, aligned_loss if scored.ok else FAILED_LOSS
+        self.templated, self.slots, start_loss, info["template_probe"] = self._probe(
+            base, self.connections, self.aligned_loss if scored.ok else FAILED_LOSS
         )
         # audibility as exported: a phase control is inert when the user's preset randomises the phase
-        space = search_space(restore_phase(templated, self.start), self.tier, template=slots)
+        self.space = space = search_space(
+            restore_phase(self.templated, self.start), self.tier, template=self.slots
+        )
+        self.discrete = discrete_controls(self.templated, self.tier, self.probabilities, cfg)
         info.update(
             params=space.names,
             n_skipped_params=len(space.skipped),
-            template_added=[s.connection.key for s in slots],
+            template_added=[s.connection.key for s in self.slots],
+            discrete=cfg.discrete,
         )
-        self._report(callback, budget, initial_loss, aligned_loss)
-        best_x, best_loss = space.encode(templated), min(aligned_loss, start_loss)
+        if self.discrete:
+            info["discrete_params"] = [d.name for d in self.discrete]
+        self._report(callback, budget, self.initial_loss, self.aligned_loss)
+        self.best = _Point(space.encode(self.templated), None)
+        self.best_loss = min(self.aligned_loss, start_loss)
         # the best-so-far curve starts at the in-tune start (alignment may trade loss for tune)
-        self._mark(best_loss)
-        stop_reason, generations, popsize = StopReason.BUDGET, 0, None
-        if space.size == 0:
-            stop_reason = StopReason.NOTHING_TO_SEARCH
+        self._mark(self.best_loss)
+        self.stop_reason: StopReason | None = None
+        self.optimizer = None
+        if space.size == 0 and not self.discrete:
+            self.stop_reason = StopReason.NOTHING_TO_SEARCH
         elif not scored.ok:
-            stop_reason = StopReason.SILENT_START
+            self.stop_reason = StopReason.SILENT_START
         else:
             n_threads = scorer.renderer.n_threads
-            popsize = cfg.popsize or (4 + int(3 * math.log(max(space.size, 2))))
-            popsize = int(math.ceil(popsize / n_threads) * n_threads)
-            opts = {
-                "bounds": [0.0, 1.0],
-                "popsize": popsize,
-                "seed": cfg.seed + 1,  # cma treats seed 0 as "random"
-                "verbose": -9,
-                "maxfevals": budget,
-                "tolfun": 1e-6,
-                "tolx": 1e-5,
-            }
-            x0 = best_x.copy()
-            # the template's amounts start at 0 with a smaller step: at the full step every candidate
-            # would carry random envelope, vibrato and tremolo moves, and the search slowed down
-            stds = np.ones(space.size)
-            if space.template:
-                stds[-len(space.template) :] = cfg.template_step
-            if space.size == 1:
-                x0 = np.concatenate([x0, [0.5]])  # cma needs >= 2 dimensions: one dummy coordinate
-                stds = np.concatenate([stds, [1.0]])
-            opts["CMA_stds"] = stds
-            es = cma.CMAEvolutionStrategy(x0, cfg.sigma, opts)
+            size = space.size + len(self.discrete)
+            popsize = cfg.popsize or (4 + int(3 * math.log(max(size, 2))))
+            self.popsize = int(math.ceil(popsize / n_threads) * n_threads)
+            self.optimizer = _optimizer(self.best.x, space, self.discrete, cfg, self.popsize, budget)
+        self.bar = None
+        if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=budget, desc="refining", unit="eval", disable=not self.progress, leave=False)
-            bar.update(self.n_evals)
-            gen_s = 0.0
-            while True:
-                left = budget - self.n_evals
-                if left <= 0:
-                    stop_reason = StopReason.BUDGET
-                    break
-                if self.elapsed() + gen_s > cfg.timeout_s:
-                    stop_reason = StopReason.TIMEOUT
-                    break
-                if es.stop():
-                    stop_reason = StopReason.CONVERGED
-                    break
-                g0 = time.perf_counter()
-                xs = es.ask()
-                batch = xs[:left]
-                losses = scorer.losses([space.decode(x[: space.size], templated) for x in batch])
-                if len(batch) == len(xs):
-                    es.tell(xs, losses)
-                i = int(np.argmin(losses))
-                if losses[i] < best_loss:
-                    best_loss, best_x = losses[i], np.asarray(batch[i][: space.size], np.float64).copy()
-                self._mark(best_loss)
-                generations += 1
-                gen_s = time.perf_counter() - g0
-                bar.update(len(batch))
-                bar.set_postfix(loss=f"{best_loss:.4f}")
-                self._report(callback, budget, initial_loss, best_loss)
-            bar.close()
-        improved = best_loss < aligned_loss
+            self.bar = tqdm(total=budget, desc="refining", unit="eval", leave=False)
+            self.bar.update(self.n_evals)
+        return self
+
+    def decode(self, point: _Point) -> Preset:
+        """The candidate preset of a point of the search (its discrete choices set, if any)."""
+        preset = self.space.decode(point.x, self.templated)
+        if point.cats is None:
+            return preset
+        # replace() skips with_values' name checks: every name here is a control of the parameter space
+        values = dict(preset.values)
+        for d, k in zip(self.discrete, point.cats):
+            values[d.name] = d.raw(k)
+        return replace(preset, values=values)
+
+    @property
+    def searching(self) -> bool:
+        """Still has budget and time, and has not converged."""
+        return self.optimizer is not None and self.stop_reason is None
+
+    def step(self, evals: int, callback: Callable[[dict], None] | None = None) -> int:
+        """Search for about `evals` more evaluations (whole generations; the last one may be cut to the
+        budget). Returns the evaluations spent."""
+        spent0 = self.n_evals
+        gen_s = 0.0
+        optimizer = self.optimizer
+        while optimizer is not None and self.stop_reason is None and self.n_evals - spent0 < evals:
+            left = self.budget - self.n_evals
+            if left <= 0:
+                break  # this share is spent (`finish` records the budget as the reason)
+            if self.elapsed() + gen_s > self.cfg.timeout_s:
+                self.stop_reason = StopReason.TIMEOUT
+                break
+            if optimizer.stop():
+                self.stop_reason = StopReason.CONVERGED
+                break
+            g0 = time.perf_counter()
+            points = optimizer.ask()
+            batch = points[:left]
+            losses = self.scorer.losses([self.decode(p) for p in batch])
+            if len(batch) == len(points):
+                optimizer.tell(points, losses)
+            i = int(np.argmin(losses))
+            if losses[i] < self.best_loss:
+                self.best_loss, self.best = losses[i], batch[i]
+            self._mark(self.best_loss)
+            self.generations += 1
+            gen_s = time.perf_counter() - g0
+            if self.bar is not None:
+                self.bar.update(len(batch))
+                self.bar.set_postfix(loss=f"{self.best_loss:.4f}")
+            self._report(callback, self.budget, self.initial_loss, self.best_loss)
+        return self.n_evals - spent0
+
+    def finish(self) -> RefineResult:
+        """The template pruned, the best checked against the aligned start on the user's renders."""
+        cfg, scorer, info = self.cfg, self.scorer, self.info
+        if self.bar is not None:
+            self.bar.close()
+        aligned, aligned_loss = self.aligned, self.aligned_loss
+        improved = self.best_loss < aligned_loss
         result, final_loss = aligned, aligned_loss
         kept: dict[str, float] = {}
         if improved:
-            best = space.decode(best_x, templated)
-            best, best_loss, kept = self._prune(best, best_loss, slots, base)
+            best = self.decode(self.best)
+            best, best_loss, kept = self._prune(best, self.best_loss, self.slots, self.base)
             candidate = restore_phase(best, self.start) if cfg.fixed_phase else best
             result, final_loss = candidate, best_loss
+            if self.best.cats is not None:
+                info["discrete_changed"] = {
+                    d.name: [d.raw(d.current), d.raw(k)]
+                    for d, k in zip(self.discrete, self.best.cats)
+                    if k != d.current
+                }
             if cfg.verify_renders > 0:
                 # the sound the user gets: the exported preset, random phase as saved, fresh Synths
                 k = cfg.verify_renders
@@ -550,20 +643,179 @@ class _Search:
                 if best_l >= start_l:
                     log.info("refinement gain did not hold in the user's renders; keeping the aligned start")
                     result, improved, final_loss, kept = aligned, False, aligned_loss, {}
+                    info.pop("discrete_changed", None)
         return RefineResult(
             result,
-            stop_reason=stop_reason,
-            initial_loss=float(initial_loss),
+            stop_reason=self.stop_reason or StopReason.BUDGET,
+            initial_loss=float(self.initial_loss),
             aligned_loss=float(aligned_loss),
             final_loss=float(final_loss),
             n_evals=self.n_evals,
             elapsed_s=self.elapsed(),
             improved=bool(improved),
-            generations=generations,
-            n_params=space.size,
-            popsize=popsize,
+            generations=self.generations,
+            n_params=self.space.size + len(self.discrete),
+            popsize=self.popsize,
             template=kept,
             history=list(self.history),
             history_evals=list(self.history_evals),
             details=info,
         )
+
+
+# ---------------------------------------------------------------------------------------------------
+# the optimizers: CMA-ES over the continuous coordinates, or CatCMA with Margin over those and some
+# categorical controls
+@dataclass(frozen=True)
+class _Point:
+    """One candidate of the search: continuous coordinates in [0, 1], and option indices of the
+    discrete controls searched (None: the start's)."""
+
+    x: np.ndarray
+    cats: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DiscreteControl:
+    """A categorical control the mixed search may change: its options' prior probabilities."""
+
+    name: str
+    prior: np.ndarray  # (n_options,) sums to 1
+    current: int  # the start's option
+    low: float  # raw value of option 0
+
+    def raw(self, k: int) -> float:
+        return float(self.low + int(k))
+
+
+def discrete_controls(
+    preset: Preset, tier: int, probabilities: dict[str, np.ndarray] | None, cfg: RefineConfig
+) -> tuple[DiscreteControl, ...]:
+    """The categorical controls CatCMA searches: the `cfg.discrete_controls` least confident ones that can
+    be heard (or a switch that turns a module on), with the model's probabilities as their prior (without
+    a model: DISCRETE_PRIOR on the start's option, the rest shared)."""
+    from synthmatch.synth.params import param_space
+
+    if cfg.discrete != "catcma" or cfg.discrete_controls == 0:
+        return ()
+    ps = param_space()
+    aud = Audibility(preset, ps)
+    if aud.silent:
+        return ()
+    ranked = []
+    for name in ps.tier(tier).categorical:
+        spec = ps[name]
+        n = spec.n_options
+        if n < 2 or name in _HELD_DISCRETE or not (aud.audible(name) or _turns_on(name)):
+            continue
+        current = spec.index_of(preset.values.get(name, spec.default))
+        p = probabilities.get(name) if probabilities else None
+        if p is None or len(p) != n:
+            p = np.full(n, (1 - DISCRETE_PRIOR) / (n - 1))
+            p[current] = DISCRETE_PRIOR
+        p = np.maximum(np.asarray(p, np.float64), DISCRETE_FLOOR)
+        p /= p.sum()
+        ranked.append((float(p[current]), name, DiscreteControl(name, p, current, spec.min)))
+    ranked.sort(key=lambda t: (t[0], t[1]))
+    return tuple(d for _, _, d in ranked[: cfg.discrete_controls])
+
+
+def _turns_on(name: str) -> bool:
+    return name.endswith("_on")
+
+
+# categoricals the mixed search leaves alone: they do not shape one note's sound (or break the note)
+_HELD_DISCRETE = frozenset({"voice_priority", "legato", "portamento_slope", "polyphony", "oversampling"})
+DISCRETE_PRIOR = 0.7  # without a model: the start's option's prior probability
+DISCRETE_FLOOR = 0.02  # the smallest prior probability of an option (CatCMA keeps its own margin too)
+
+
+class _CMA:
+    """pycma over the continuous coordinates (today's search)."""
+
+    def __init__(self, x0: np.ndarray, space: SearchSpace, cfg: RefineConfig, popsize: int, budget: int):
+        import cma
+
+        self.size = space.size
+        opts = {
+            "bounds": [0.0, 1.0],
+            "popsize": popsize,
+            "seed": cfg.seed + 1,  # cma treats seed 0 as "random"
+            "verbose": -9,
+            "maxfevals": budget,
+            "tolfun": 1e-6,
+            "tolx": 1e-5,
+        }
+        x0 = x0.copy()
+        # the template's amounts start at 0 with a smaller step: at the full step every candidate
+        # would carry random envelope, vibrato and tremolo moves, and the search slowed down
+        stds = _stds(space, cfg)
+        if space.size == 1:
+            x0 = np.concatenate([x0, [0.5]])  # cma needs >= 2 dimensions: one dummy coordinate
+            stds = np.concatenate([stds, [1.0]])
+        opts["CMA_stds"] = stds
+        self.es = cma.CMAEvolutionStrategy(x0, cfg.sigma, opts)
+        self._asked: list = []
+
+    def ask(self) -> list[_Point]:
+        self._asked = self.es.ask()
+        return [_Point(np.asarray(x[: self.size], np.float64).copy()) for x in self._asked]
+
+    def tell(self, points: list[_Point], losses: list[float]) -> None:
+        self.es.tell(self._asked, losses)
+
+    def stop(self) -> bool:
+        return bool(self.es.stop())
+
+
+class _CatCMA:
+    """CatCMA with Margin (the `cmaes` package) over the continuous coordinates and discrete controls."""
+
+    def __init__(self, x0, space: SearchSpace, discrete, cfg: RefineConfig, popsize: int):
+        from cmaes import CatCMAwM
+
+        self.size = space.size
+        x_space = [[0.0, 1.0]] * max(1, space.size)  # >= 1 continuous: one dummy coordinate if none
+        mean = x0.copy() if space.size else np.array([0.5])
+        stds = _stds(space, cfg) if space.size else np.ones(1)
+        kmax = max(len(d.prior) for d in discrete)
+        cat = np.zeros((len(discrete), kmax))
+        for i, d in enumerate(discrete):
+            cat[i, : len(d.prior)] = d.prior
+        self.opt = CatCMAwM(
+            x_space=x_space,
+            c_space=[len(d.prior) for d in discrete],
+            population_size=popsize,
+            mean=np.clip(mean, 1e-6, 1 - 1e-6),
+            sigma=cfg.sigma,
+            cov=np.diag(stds**2),
+            cat_param=cat,
+            seed=cfg.seed + 1,
+        )
+        self._asked: list = []
+
+    def ask(self) -> list[_Point]:
+        self._asked = [self.opt.ask() for _ in range(self.opt.population_size)]
+        return [
+            _Point(np.asarray(s.x[: self.size], np.float64).copy(), tuple(int(k) for k in s.c.argmax(axis=1)))
+            for s in self._asked
+        ]
+
+    def tell(self, points: list[_Point], losses: list[float]) -> None:
+        self.opt.tell(list(zip(self._asked, [float(v) for v in losses])))
+
+    def stop(self) -> bool:
+        return bool(self.opt.should_stop())
+
+
+def _stds(space: SearchSpace, cfg: RefineConfig) -> np.ndarray:
+    stds = np.ones(space.size)
+    if space.template:
+        stds[-len(space.template) :] = cfg.template_step
+    return stds
+
+
+def _optimizer(x0, space: SearchSpace, discrete, cfg: RefineConfig, popsize: int, budget: int):
+    if discrete:
+        return _CatCMA(x0, space, discrete, cfg, popsize)
+    return _CMA(x0, space, cfg, popsize, budget)

@@ -21,6 +21,7 @@ Two kinds of render:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -124,6 +125,12 @@ class Scorer:
         self.objective = MultiScaleLogMel(self.target, self.sample_rate, loudness_normalize=True)
         self.target_rms_db = rms_db(self.target)
         self.n_evals = 0
+
+    def fork(self) -> Scorer:
+        """A scorer of the same target (the same spectra, shared) that counts its own evaluations."""
+        other = copy.copy(self)
+        other.n_evals = 0
+        return other
 
     def loss(self, audio: np.ndarray | None) -> float:
         """The objective of one render (FAILED_LOSS for failed, non-finite or silent audio)."""
