@@ -80,7 +80,24 @@ def reference_synth() -> Any:
 def _init_json_text() -> str:
     synth = new_synth()
     synth.load_init_preset()
-    return synth.to_json()
+    doc = json.loads(synth.to_json())
+    sample = doc.get("settings", {}).get("sample")
+    if isinstance(sample, dict) and sample.get("name") == "White Noise":
+        sample["samples"] = _white_noise(int(sample.get("length", 44100)))
+    return json.dumps(doc)
+
+
+def _white_noise(n: int) -> str:
+    """Vital's init sample is one second of white noise drawn from a process-wide generator, so its
+    samples depend on how many Synths the process built before (docs/VITA.md, "The init preset's
+    noise"): presets would hash, and rebuild, differently from one process to the next. The same noise
+    (uniform, peak 0.9, 16-bit, base64), drawn from a fixed seed, replaces it."""
+    import base64
+
+    import numpy as np
+
+    noise = np.random.default_rng(0).uniform(-1.0, 1.0, n) * 29490
+    return base64.b64encode(np.round(noise).astype("<i2").tobytes()).decode("ascii")
 
 
 def init_preset_json() -> dict:
