@@ -174,6 +174,34 @@ def test_match_without_and_with_refinement(server, page, tmp_path):
     print(f"screenshot: {shot}")
 
 
+def test_refinement_with_a_larger_budget_lists_ranked_candidates(server, page):
+    """From 100 renders up a match has several starts: the page lists the distinct candidates, best
+    first, and gives each after the first its own player and .vital download."""
+    _upload(page, PLUCK)
+    page.check("#refine input[type=checkbox]")
+    budget = page.locator("#refine-evals input[type=number]")
+    budget.fill("120")
+    budget.press("Enter")
+    _match_and_wait(page, "refined with CMA-ES")
+    listing = page.inner_text("#candidates")
+    n = int(re.search(r"(\d+) candidates", listing).group(1))
+    assert 2 <= n <= 3, listing
+    distances = [float(d) for d in re.findall(r"^\s*\d\s+(\d+\.\d+)", listing, re.M)]
+    assert len(distances) == n and distances == sorted(distances), listing
+    assert "vital_pluck_C4.2.vital" in listing
+    for rank in range(2, n + 1):
+        audio = page.locator(f"#candidate-{rank}-audio a[download]")
+        assert audio.get_attribute("href").endswith(f".{rank}.wav")
+        assert f"distance {distances[rank - 1]:.3f}" in page.inner_text(f"#candidate-{rank}-audio")
+        href = page.locator(f"#candidate-{rank}-file a[download]").get_attribute("href")
+        assert href.endswith(f".{rank}.vital")
+    for rank in range(n + 1, 4):  # no player for a candidate that is not there
+        assert page.locator(f"#candidate-{rank}-audio").count() == 0 or not page.is_visible(
+            f"#candidate-{rank}-audio"
+        )
+    assert "for all candidates" in page.inner_text("#refine-stats")
+
+
 def test_too_short_file_shows_a_readable_error(server, page, tmp_path):
     short = tmp_path / "blip.wav"
     sf.write(short, (0.5 * np.sin(np.arange(500) / 8)).astype(np.float32), 44100)

@@ -49,6 +49,7 @@ from synthmatch.synth.presets import Preset
 if TYPE_CHECKING:
     from synthmatch.inference.match import Match, MatchSteps
     from synthmatch.inference.predict import Predictor
+    from synthmatch.inference.retrieval import RetrievalIndex
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ __all__ = [
 MAX_TARGET_S = 4.0  # default --max-seconds: targets are matched whole up to this length
 DEFAULT_CANDIDATES = 3  # --candidates with --refine (the best is NAME.vital, the others NAME.2.vital...)
 MAX_CANDIDATES = 8
+MIN_CANDIDATE_EVALS = 100  # below this budget a match has one start (screening several costs ~25 renders)
 NEIGHBOUR_STARTS = 2  # nearest neighbours among the starts
 ALTERNATIVE_STARTS = 2  # the model's top discrete alternatives among the starts
 
@@ -256,7 +258,7 @@ class Starter:
         self.sample_rate = int(cfg.sample_rate or sample_rate)
         self.model_window_s: float | None = None
         self.min_samples = MIN_SAMPLES
-        self.index = None
+        self.index: RetrievalIndex | None = None
         self.load_index(cfg)
         if self.predictor is not None:
             self.model_window_s = float(self.predictor.clip_seconds)
@@ -427,7 +429,14 @@ def match_target(
 
     midi, note_s, pitch_info, timing_info = _pitch_and_timing(target, cfg)
     duration_s = target.duration_s
-    several = cfg.n_candidates > 1
+    several = cfg.n_candidates > 1 and cfg.refine_evals >= MIN_CANDIDATE_EVALS
+    if cfg.n_candidates > 1 and not several and cfg.candidates is not None:
+        log.info(
+            "%s: a budget of %d renders is too small for several candidates (at least %d): one start",
+            target.path.name,
+            cfg.refine_evals,
+            MIN_CANDIDATE_EVALS,
+        )
     if several:
         start, starts = starter.starts_for(target, midi, cfg)
     else:

@@ -44,6 +44,7 @@ _READY = (
 )
 _ESTIMATE = "estimate from the sound"
 _CSS = "#status {min-height: 3em}"
+SHOWN_CANDIDATES = 3  # the page shows the best match and the candidates after it up to this rank
 
 
 def _theme():
@@ -95,6 +96,28 @@ def build_app(demo: Demo) -> gr.Blocks:
                 )
                 preset_out = gr.File(label="Vital preset (.vital)", interactive=False, elem_id="preset-file")
                 stats_out = gr.Markdown(elem_id="refine-stats")
+        candidates_md = gr.Markdown(elem_id="candidates")
+        others = []  # candidates 2, 3...: a player and a download each, shown when there are some
+        with gr.Row():
+            for rank in range(2, SHOWN_CANDIDATES + 1):
+                with gr.Column(scale=1):
+                    others.append(
+                        (
+                            gr.Audio(
+                                type="filepath",
+                                label=f"Candidate {rank}",
+                                interactive=False,
+                                visible=False,
+                                elem_id=f"candidate-{rank}-audio",
+                            ),
+                            gr.File(
+                                label=f"Candidate {rank} (.vital)",
+                                interactive=False,
+                                visible=False,
+                                elem_id=f"candidate-{rank}-file",
+                            ),
+                        )
+                    )
         figure_out = gr.Image(
             type="filepath",
             label="Log-mel spectrograms: target and match, same scale",
@@ -118,7 +141,31 @@ def build_app(demo: Demo) -> gr.Blocks:
                     wrap=True,
                     elem_id="parameters",
                 )
-        outputs = [status, audio_out, preset_out, stats_out, figure_out, tutorial_out, params_out]
+        outputs = [
+            status,
+            audio_out,
+            preset_out,
+            stats_out,
+            figure_out,
+            tutorial_out,
+            params_out,
+            candidates_md,
+        ]
+        outputs += [c for pair in others for c in pair]
+
+        def other_updates(candidates: list[dict]) -> list:
+            updates = []
+            for rank in range(2, SHOWN_CANDIDATES + 1):
+                c = next((c for c in candidates if c["rank"] == rank), None)
+                if c is None:
+                    updates += [gr.update(value=None, visible=False), gr.update(value=None, visible=False)]
+                    continue
+                label = f"Candidate {rank}: distance {c['distance']:.3f}"
+                updates += [
+                    gr.update(value=str(c["audio_path"]), visible=True, label=label),
+                    gr.update(value=str(c["preset_path"]), visible=True, label=f"{label} (.vital)"),
+                ]
+            return updates
 
         def match(audio_path, midi_note, refine, refine_evals, request: gr.Request, progress=gr.Progress()):  # noqa: B008
             session = getattr(request, "session_hash", None)
@@ -148,10 +195,12 @@ def build_app(demo: Demo) -> gr.Blocks:
                 str(r.figure_path),
                 r.tutorial_md,
                 r.parameters,
+                r.candidates_md,
+                *other_updates(r.candidates),
             )
 
         def _failed(message: str) -> tuple:
-            return (f"⚠️ {message}", None, None, "", None, "", [])
+            return (f"⚠️ {message}", None, None, "", None, "", [], "", *other_updates([]))
 
         def end_session(request: gr.Request) -> None:
             demo.end_session(getattr(request, "session_hash", None))

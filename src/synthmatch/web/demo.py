@@ -43,6 +43,7 @@ __all__ = [
     "parameter_rows",
     "escape_markdown",
     "stats_markdown",
+    "candidates_markdown",
     "PARAMETER_COLUMNS",
 ]
 
@@ -124,6 +125,9 @@ class DemoResult:
     parameters: list[list[str]]
     info: dict = field(default_factory=dict)
     seconds: float = 0.0
+    # every candidate, best first: {"rank", "distance", "start", "preset_path", "audio_path"}
+    candidates: list[dict] = field(default_factory=list)
+    candidates_md: str = ""
 
 
 def _renamed(exc: SynthmatchError, path: Path) -> SynthmatchError:
@@ -169,7 +173,9 @@ class Demo:
 
         self.cfg = cfg
         # inputs is required by InferConfig; the demo's inputs arrive one upload at a time
-        self.starter = Starter(InferConfig(inputs=(Path("."),), checkpoint=cfg.checkpoint, tier=cfg.tier))
+        self.starter = Starter(
+            InferConfig(inputs=(Path("."),), checkpoint=cfg.checkpoint, tier=cfg.tier, refine=True)
+        )  # refine: so that the retrieval index for the candidates' neighbour starts is loaded
         self.renderer = Renderer(sample_rate=self.starter.sample_rate, n_threads=cfg.workers)
         if cfg.temp_dir is not None:
             Path(cfg.temp_dir).mkdir(parents=True, exist_ok=True)
@@ -338,6 +344,18 @@ class Demo:
         written = write_match(files, output_paths(out, path, single=True))
         seconds = time.perf_counter() - t0
         start = info.get("start", {})
+        candidates = []
+        for c in info.get("candidates") or []:
+            key = "" if c["rank"] == 1 else f".{c['rank']}"
+            candidates.append(
+                {
+                    "rank": c["rank"],
+                    "distance": c["distance"],
+                    "start": c["start"]["description"],
+                    "preset_path": written["preset" + key],
+                    "audio_path": written.get("audio" + key),
+                }
+            )
         return DemoResult(
             preset_path=written["preset"],
             audio_path=written["audio"],
@@ -349,6 +367,8 @@ class Demo:
             parameters=parameter_rows(files.preset, int(start.get("tier", self.starter.tier)), start),
             info=info,
             seconds=seconds,
+            candidates=candidates,
+            candidates_md=candidates_markdown(candidates),
         )
 
 
@@ -409,6 +429,25 @@ def status_markdown(name: str, info: dict, seconds: float) -> str:
     )
 
 
+def candidates_markdown(candidates: list[dict]) -> str:
+    """The ranked candidates as a Markdown table (nothing with a single match)."""
+    if len(candidates) < 2:
+        return ""
+    lines = [
+        f"**{len(candidates)} candidates**, ranked by distance to the target (lower is closer); the first is "
+        "the match above, the others are below.",
+        "",
+        "| rank | distance | started from | file |",
+        "|---|---|---|---|",
+    ]
+    for c in candidates:
+        lines.append(
+            f"| {c['rank']} | {c['distance']:.3f} | {escape_markdown(c['start'])} | "
+            f"{escape_markdown(Path(c['preset_path']).name)} |"
+        )
+    return "\n".join(lines)
+
+
 def stats_markdown(info: dict) -> str:
     """The refinement statistics as a Markdown table (or why there are none)."""
     ref = info.get("refine")
@@ -430,6 +469,12 @@ def stats_markdown(info: dict) -> str:
         ("generations", str(ref.get("generations", ""))),
         ("stopped by", str(ref.get("stop_reason", ""))),
     ]
+    if info.get("candidates"):
+        rows[3] = (
+            "evaluations",
+            f"{ref['n_evals']} for this match, {info.get('renders')} for all candidates",
+        )
+        rows.append(("candidates", str(len(info["candidates"]))))
     lines = ["**Refinement (CMA-ES)**", "", "| statistic | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
