@@ -98,12 +98,13 @@ def test_quick_eval_cli_end_to_end(tiny_checkpoint, eval_train_data, tmp_path):
     assert "noise floor" in table and "× floor" in table and "row beats column" in table
 
     doc = json.loads((out / "eval.json").read_text())
-    assert doc["methods"] == list(METHODS) and doc["skipped"] == {}
+    ran = [m for m in METHODS if m != "candidates"]  # candidates need a budget of at least 100
+    assert doc["methods"] == ran and list(doc["skipped"]) == ["candidates"]
     assert doc["config"]["budget"] == 24 and doc["setup"]["tier"] == 1  # the model's tier
     assert doc["setup"]["train_data"]["features"] == "sidecar"
     assert doc["targets"]["audio"] == ["vital_pluck_C4"]
     recs = doc["records"]
-    assert len(recs) == len(METHODS) * 6 and not any("error" in r for r in recs)
+    assert len(recs) == len(ran) * 6 and not any("error" in r for r in recs)
     for r in recs:
         m = r["metrics"]
         assert np.isfinite(m["mel_l1"]) and r["seconds"] >= 0
@@ -123,7 +124,7 @@ def test_quick_eval_cli_end_to_end(tiny_checkpoint, eval_train_data, tmp_path):
     assert len(doc["floors"]) == 5  # in-domain and community targets have a true preset
     s = doc["summary"]["in_domain"]
     assert s["floor"]["mel_l1"]["n"] == 3 and s["model"]["ratio_to_floor"]["mel_l1"] > 0
-    for stat in (s[m]["mel_l1"] for m in METHODS):
+    for stat in (s[m]["mel_l1"] for m in ran):
         assert stat["ci_low"] <= stat["median"] <= stat["ci_high"]
     wr = doc["win_rates"]["community"]["mel_l1"]
     assert wr["init"]["model"]["rate"] + wr["model"]["init"]["rate"] == pytest.approx(1.0)

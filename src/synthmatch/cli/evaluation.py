@@ -85,7 +85,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--methods",
-        help="comma-separated subset of init,random,nn,model,cmaes,model_cmaes,random_search (default: all)",
+        help="comma-separated subset of init,random,nn,model,cmaes,model_cmaes,random_search,candidates (default: all)",
     )
     p.add_argument(
         "--train-data", type=Path, metavar="FILE.h5", help="training dataset for the nearest-neighbour method"

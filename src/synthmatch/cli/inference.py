@@ -46,7 +46,7 @@ def run_infer(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         overwrite=args.overwrite,
         candidates=args.candidates,
-        starts=tuple(k.strip() for k in args.starts.split(",") if k.strip()),
+        starts=args.starts,
         discrete=args.discrete,
         index=args.index,
     )
@@ -79,6 +79,11 @@ def run_infer(args: argparse.Namespace) -> int:
         if len(results) > 1:
             print(f"matched {sum(not r.error for r in results)} of {len(results)} files into {args.output}")
     return 1 if any(r.error for r in results) else 0
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    """--starts: a comma-separated list (checked by InferConfig, which says what is allowed)."""
+    return tuple(k.strip() for k in text.split(",") if k.strip())
 
 
 def add_infer(p: argparse.ArgumentParser) -> None:
@@ -126,9 +131,10 @@ def add_infer(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--starts",
-        default="model,alternatives,neighbours,init",
-        help="where candidates start: model (its prediction), alternatives (its top discrete alternatives), "
-        "neighbours (nearest sounds in the index), init (default: %(default)s)",
+        type=_kinds,
+        default=("model", "alternatives", "neighbours", "init"),
+        help="where candidates start, comma-separated: model (its prediction), alternatives (its top "
+        "discrete alternatives), neighbours (nearest sounds in the index), init (default: all four)",
     )
     p.add_argument(
         "--discrete",

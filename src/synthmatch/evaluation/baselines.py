@@ -12,6 +12,8 @@ scored against the target) doing so, the others spend none:
 | `cmaes`         | CMA-ES from the init preset with B evaluations (`inference.refine`)                 |
 | `model_cmaes`   | CMA-ES from the model's prediction with B evaluations                               |
 | `random_search` | the best of B random presets from the sampler, by the refinement objective          |
+| `candidates`    | `infer --candidates`: the model, its top discrete alternatives, nearest neighbours in |
+|                 | the bundled index and init share B evaluations; the best candidate                  |
 
 The nearest-neighbour embedding (`embed_features`) pools the model's own log-mel features (loudness
 normalised, `audio.features.model_features`) into 32 bands x 8 time segments of mean log magnitude plus
@@ -56,7 +58,7 @@ __all__ = [
     "refine_history",
 ]
 
-METHODS = ("init", "random", "nn", "model", "cmaes", "model_cmaes", "random_search")
+METHODS = ("init", "random", "nn", "model", "cmaes", "model_cmaes", "random_search", "candidates")
 METHOD_LABELS = {
     "init": "Vital init preset",
     "random": "random preset",
@@ -65,13 +67,13 @@ METHOD_LABELS = {
     "cmaes": "CMA-ES from init",
     "model_cmaes": "model + CMA-ES",
     "random_search": "random search",
+    "candidates": "model + candidates",
 }
-SEARCH_METHODS = ("cmaes", "model_cmaes", "random_search")
-MODEL_METHODS = ("model", "model_cmaes")
+SEARCH_METHODS = ("cmaes", "model_cmaes", "random_search", "candidates")
+MODEL_METHODS = ("model", "model_cmaes", "candidates")
 # Seeds of the random baselines: neither the training default (0) nor the evaluation targets' seed.
 RANDOM_SEED = 9_100_001
 RANDOM_SEARCH_SEED = 9_200_001
-
 
 
 @dataclass

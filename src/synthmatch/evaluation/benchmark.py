@@ -228,6 +228,18 @@ class _Setup:
                 self.skipped["nn"] = "no training set: pass --train-data FILE.h5"
             else:
                 self.nn = NearestNeighbour(cfg.train_data, progress=cfg.progress)
+        self.index = None
+        if "candidates" in cfg.methods and "candidates" not in self.skipped:
+            from synthmatch.inference.pipeline import MIN_CANDIDATE_EVALS
+            from synthmatch.inference.retrieval import RetrievalIndex, default_index_path
+
+            if cfg.eval_budget < MIN_CANDIDATE_EVALS:
+                self.skipped["candidates"] = (
+                    f"the budget ({cfg.eval_budget}) is below {MIN_CANDIDATE_EVALS}, the least several candidates need"
+                )
+            elif (path := default_index_path()) is not None:
+                index = RetrievalIndex.load(path)
+                self.index = index if index.tier == self.tier else None
         self.methods = [m for m in cfg.methods if m not in self.skipped]
         for m, reason in self.skipped.items():
             log.warning("method %s skipped: %s", m, reason)
@@ -326,6 +338,57 @@ class _Evaluator:
             m.preset, renders=m.renders, seconds=time.perf_counter() - t0, history=history, info=info
         )
 
+    def _candidates(self, target: Target, note: int, cache: dict) -> MethodResult:
+        """`infer --candidates` at this budget: the best of the candidates (the bundled index's neighbours
+        among the starts when there is one)."""
+        from synthmatch.inference.candidates import (
+            Start,
+            alternative_starts,
+            match_candidates,
+            neighbour_starts,
+        )
+        from synthmatch.inference.match import MatchTarget, match_preset
+        from synthmatch.inference.pipeline import ALTERNATIVE_STARTS, DEFAULT_CANDIDATES, NEIGHBOUR_STARTS
+
+        prediction = self._prediction(target, note, cache)
+        t0 = time.perf_counter()
+        mt = MatchTarget.of(target.audio, target.sample_rate, note, target.note_estimate_s, name=target.name)
+        starts = [Start(prediction.preset, "model", "model", prediction.probabilities)]
+        starts += alternative_starts(
+            prediction.preset, prediction.probabilities, prediction.tier, ALTERNATIVE_STARTS
+        )
+        starts += neighbour_starts(self.setup.index, target.audio, target.sample_rate, NEIGHBOUR_STARTS)
+        starts.append(Start(self.init, "init", "init"))
+        result = match_candidates(
+            starts, prediction.tier, mt, self.renderer, self.refine_cfg, DEFAULT_CANDIDATES
+        )
+        if not result.candidates:  # every start silent
+            m = match_preset(
+                self.init, prediction.tier, mt, self.renderer, refine=self.refine_cfg, start_source="init"
+            )
+            return MethodResult(
+                m.preset, renders=result.renders + m.renders, seconds=time.perf_counter() - t0
+            )
+        best = result.best
+        info = {"start": best.start.source, "candidates": len(result.candidates)}
+        ri = best.match.steps.refine
+        history = refine_history(ri) if ri is not None and not ri.skipped else None
+        return MethodResult(
+            best.match.preset,
+            renders=result.renders,
+            seconds=time.perf_counter() - t0 + cache["prediction_s"],
+            history=history,
+            info=info,
+        )
+
+    def _prediction(self, target: Target, note: int, cache: dict):
+        if "prediction" not in cache:
+            assert self.setup.predictor is not None  # _Setup skips the model methods without a model
+            p0 = time.perf_counter()
+            cache["prediction"] = self.setup.predictor.predict(target.audio, target.sample_rate, note)
+            cache["prediction_s"] = time.perf_counter() - p0
+        return cache["prediction"]
+
     def choose(self, method: str, target: Target, index: int, note: int, cache: dict) -> MethodResult:
         t0 = time.perf_counter()
         if method == "init":
@@ -342,17 +405,14 @@ class _Evaluator:
             result.seconds += 0.0
             return result
         if method in ("model", "model_cmaes"):
-            if "prediction" not in cache:
-                assert self.setup.predictor is not None  # _Setup skips the model methods without a model
-                p0 = time.perf_counter()
-                cache["prediction"] = self.setup.predictor.predict(target.audio, target.sample_rate, note)
-                cache["prediction_s"] = time.perf_counter() - p0
-            prediction = cache["prediction"]
+            prediction = self._prediction(target, note, cache)
             result = self._match(
                 prediction.preset, prediction.tier, target, note, method == "model_cmaes", "model"
             )
             result.seconds += cache["prediction_s"]
             return result
+        if method == "candidates":
+            return self._candidates(target, note, cache)
         if method == "cmaes":
             return self._match(self.init, self.setup.tier, target, note, True, "init")
         if method == "random_search":
