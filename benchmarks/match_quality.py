@@ -61,14 +61,17 @@ def _infer(
     return json.loads(proc.stdout), seconds
 
 
-def _selection(targets: Path, per_set: int | None) -> list[str] | None:
-    """`per_set` files of a set, evenly spaced over its sorted manifest (None: all of them)."""
+def _selection(targets: Path, per_set: int | None, take: int | None = None) -> list[str] | None:
+    """`per_set` files of a set, evenly spaced over its sorted manifest, the first `take` of them (None:
+    all of them): a run with --take is on a subset of the same targets as one without."""
     from synthmatch.evaluation.manifest import read_manifest
 
     files = sorted(read_manifest(targets))
-    if per_set is None or per_set >= len(files):
+    if per_set is not None and per_set < len(files):
+        files = [files[int(i * len(files) / per_set)] for i in range(per_set)]
+    elif take is None:
         return None
-    return [files[int(i * len(files) / per_set)] for i in range(per_set)]
+    return files[:take] if take is not None else files
 
 
 def _score(targets: Path, results: list, only: list[str] | None = None) -> list[dict]:
@@ -136,7 +139,7 @@ def cmd_run(a: argparse.Namespace) -> None:
         t = Path(targets)
         sub = out / t.name
         sub.mkdir(parents=True, exist_ok=True)
-        only = _selection(t, a.per_set)
+        only = _selection(t, a.per_set, a.take)
         inputs = [t] if only is None else [t / f for f in only]
         results, seconds = _infer(a.synthmatch, inputs, sub, a.refine, a.evals, a.infer_args)
         total_s += seconds
@@ -244,6 +247,9 @@ def main() -> None:
     r.add_argument("--infer-args", default="", help="more infer flags, e.g. '--workers 2'")
     r.add_argument(
         "--per-set", type=int, help="at most this many targets of each set, evenly spaced over its files"
+    )
+    r.add_argument(
+        "--take", type=int, help="only the first N of each set's selection (a subset of the same run)"
     )
     r.set_defaults(fn=cmd_run)
     c = sub.add_parser("compare")
