@@ -76,3 +76,17 @@ def test_in_domain_set_records_the_note_it_sounds_at(tmp_path):
         audio, sr = sf.read(tmp_path / item.file, dtype="float32")
         p = estimate_pitch(audio, sr)
         assert (item.midi_note is None) == (not p.pitched)
+
+
+def test_community_set_renders_the_evaluation_presets(tmp_path):
+    from synthmatch.datagen.community import test_preset_names
+    from synthmatch.evaluation.manifest import read_manifest
+
+    items = write_devset(tmp_path, "community", limit=2)
+    assert len(items) == 2 and all(i.kind == "community" and i.source == "vital" for i in items)
+    reserved = set(test_preset_names())
+    for item in items:
+        assert item.name.rsplit("_", 1)[0] in reserved  # only presets kept out of training
+        audio, sr = sf.read(tmp_path / item.file, dtype="float32")
+        assert len(audio) == 4 * sr and 0.9 < np.abs(audio).max() <= 1.0
+    assert set(read_manifest(tmp_path)) == {i.file for i in items}

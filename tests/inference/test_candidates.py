@@ -194,3 +194,14 @@ def test_infer_writes_ranked_candidates(cli, tmp_path, known, generated):
     for rank in range(1, len(cands) + 1):
         name = f"{stem}.vital" if rank == 1 else f"{stem}.{rank}.vital"
         Preset.load(out / name)
+
+
+def test_a_dataset_not_made_by_generate_cannot_be_indexed(tmp_path, cli):
+    from tests.training.helpers import make_dataset
+
+    ds = make_dataset(tmp_path / "hand.h5", tier=2, n=4)
+    r = cli("index", "-d", ds, "-o", tmp_path / "x.index")
+    assert r.code == 2 and "not written by `synthmatch generate`" in r.err
+    assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "x.index").exists()
+    r = cli("index", "-d", tmp_path / "missing.h5", "-o", tmp_path / "x.index")
+    assert r.code == 2 and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
