@@ -199,7 +199,7 @@ def cmd_compare(a: argparse.Namespace) -> None:
     sets = sorted({r["set"] for run in runs for r in run["rows"]})
     print(machine_line())
     for s in [*sets, "all"]:
-        headers = ["run", *(_stats([]).keys()), f"wins vs {names[0]}"]
+        headers = ["run", *(_stats([]).keys()), f"wins vs {names[0]}", f"median d / {names[0]}'s (paired)"]
         if base is not None:
             headers.append(f"not worse than {Path(a.baseline).name}")
         table = []
@@ -221,6 +221,8 @@ def cmd_compare(a: argparse.Namespace) -> None:
             ties = sum(x == y for x, y in paired)
             line = [name, *(f"{v:.3f}" if isinstance(v, float) else v for v in st.values())]
             line.append(f"{wins}/{len(paired) - ties}" if name != names[0] else "-")
+            ratios = [x / y for x, y in paired if y > 0]
+            line.append(f"{np.median(ratios):.3f}" if ratios and name != names[0] else "-")
             if base is not None:
                 pb = [
                     (r["distance"], base_rows[r["target"]]["distance"])
