@@ -40,7 +40,6 @@ import numpy as np
 
 from synthmatch.inference.match import POST_RENDERS, Match, MatchSteps, MatchTarget, finish_match
 from synthmatch.inference.refine import FAILED_LOSS, RefineConfig, searcher
-from synthmatch.inference.scoring import Scorer
 from synthmatch.synth.audibility import Audibility
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Preset
@@ -195,14 +194,7 @@ def match_candidates(
 
     t0 = time.perf_counter()
     budget = int(refine.max_evals)
-    root = Scorer(
-        target.audio,
-        target.sample_rate,
-        target.midi_note,
-        target.note_duration_s,
-        target.duration_s,
-        renderer,
-    )
+    root = target.scorer(renderer)
     cfg = replace(refine, verify_renders=min(1, refine.verify_renders))
     n_search = max(1, min(k, len(starts))) if k > 1 else 1
     searches = [searcher(s.preset, root.fork(), tier, cfg, target.pitch, s.probabilities) for s in starts]

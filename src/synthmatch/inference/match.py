@@ -84,6 +84,12 @@ class MatchTarget:
     def duration_s(self) -> float:
         return len(self.audio) / float(self.sample_rate)
 
+    def scorer(self, renderer) -> Scorer:
+        """A `scoring.Scorer` of this target: every candidate rendered at its note, key time and length."""
+        return Scorer(
+            self.audio, self.sample_rate, self.midi_note, self.note_duration_s, self.duration_s, renderer
+        )
+
     @classmethod
     def of(
         cls,
@@ -271,14 +277,7 @@ def match_preset(
         callback: the refinement's progress callback.
         start_source: "model", "init", "preset"... (a start that is already init does not fall back).
     """
-    scorer = Scorer(
-        target.audio,
-        target.sample_rate,
-        target.midi_note,
-        target.note_duration_s,
-        target.duration_s,
-        renderer,
-    )
+    scorer = target.scorer(renderer)
     preset, steps, audible_start = _start(start, tier, target, scorer, refine, progress, callback)
 
     def fall_back(reason: str) -> Match:
