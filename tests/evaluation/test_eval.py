@@ -138,3 +138,18 @@ def test_quick_eval_cli_end_to_end(tiny_checkpoint, eval_train_data, tmp_path):
     ):
         data = (out / f"{png}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+@pytest.mark.slow
+def test_candidates_method_spends_the_budget_of_the_single_start(tiny_checkpoint, tmp_path):
+    """`candidates` and `model_cmaes` get the same budget; below 100 renders the method is skipped."""
+    cfg = dict(checkpoint=tiny_checkpoint, test_sets=("in_domain",), n=1, max_seconds=1.0, output=tmp_path)
+    run = run_eval(EvalConfig(budget=100, methods=("model_cmaes", "candidates"), workers=2, **cfg))
+    assert run.methods == ["model_cmaes", "candidates"] and run.skipped == {}
+    by = {r["method"]: r for r in run.records}
+    assert 1 <= by["candidates"]["renders"] <= 100 and 1 <= by["model_cmaes"]["renders"] <= 100
+    assert by["candidates"]["info"]["candidates"] >= 1
+    assert np.isfinite(by["candidates"]["metrics"]["mel_l1"])
+    assert "model + candidates (B=100)" in run.markdown
+    with pytest.raises(ConfigError, match="candidates: the budget \\(24\\) is below 100"):
+        run_eval(EvalConfig(budget=24, methods=("candidates",), **{**cfg, "output": tmp_path / "s"}))
