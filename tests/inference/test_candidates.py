@@ -205,3 +205,19 @@ def test_a_dataset_not_made_by_generate_cannot_be_indexed(tmp_path, cli):
     assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "x.index").exists()
     r = cli("index", "-d", tmp_path / "missing.h5", "-o", tmp_path / "x.index")
     assert r.code == 2 and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_candidate_names_that_would_collide_are_refused_before_any_work(cli, tmp_path, known):
+    import shutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(known.wav, folder / "kick.wav")
+    shutil.copy(known.wav, folder / "kick.2.wav")
+    r = cli("infer", "-i", folder, "-o", tmp_path / "o", "--refine")
+    assert r.code == 2 and "would both write" in r.err and "kick.2.vital" in r.err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    out = tmp_path / "one.vital"
+    (tmp_path / "one.2.vital").write_text("{}")
+    r = cli("infer", "-i", known.wav, "-o", out, "--refine", "--refine-evals", "100")
+    assert r.code == 2 and "one.2.vital: exists" in r.err and not out.exists()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +347,7 @@ class _Evaluator:
             match_candidates,
             neighbour_starts,
         )
-        from synthmatch.inference.match import MatchTarget, match_preset
+        from synthmatch.inference.match import POST_RENDERS, MatchTarget, match_preset
         from synthmatch.inference.pipeline import ALTERNATIVE_STARTS, DEFAULT_CANDIDATES, NEIGHBOUR_STARTS
 
         prediction = self._prediction(target, note, cache)
@@ -362,10 +362,10 @@ class _Evaluator:
         result = match_candidates(
             starts, prediction.tier, mt, self.renderer, self.refine_cfg, DEFAULT_CANDIDATES
         )
-        if not result.candidates:  # every start silent
-            m = match_preset(
-                self.init, prediction.tier, mt, self.renderer, refine=self.refine_cfg, start_source="init"
-            )
+        if not result.candidates:  # every start silent: init with what is left of the budget
+            left = self.budget - result.renders
+            cfg = replace(self.refine_cfg, max_evals=left) if left >= POST_RENDERS + 6 else None
+            m = match_preset(self.init, prediction.tier, mt, self.renderer, refine=cfg, start_source="init")
             return MethodResult(
                 m.preset, renders=result.renders + m.renders, seconds=time.perf_counter() - t0
             )

@@ -14,9 +14,10 @@ switched to the model's second choice: `alternative_starts`); the nearest neighb
 dataset (`inference.retrieval`); Vital's init preset. One budget (`RefineConfig.max_evals`, every render
 counted) is shared by successive halving:
 
-1. screen: every start is rendered and moved to the target's pitch (`refine` step 1, a few renders each);
-   silent starts and starts that align to the same preset are dropped;
-2. the `k` best (at least 2) set up their searches (the template probe) and search in rounds: each round
+1. screen: every start is rendered and moved to the target's pitch (`refine` step 1, a few renders each,
+   in the order given, while that has spent at most SCREEN_SHARE of the budget); silent starts and starts
+   that align to the same preset are dropped;
+2. the `k` best (as many as the budget can set up and finish) set up their searches (the template probe) and search in rounds: each round
    gets an equal share of what is left, split equally among those still in it; after each round the
    worse half stops (its best so far stays a candidate), until one searches on alone with the rest;
 3. each search is finished (template pruned, its gain checked on a user render: `verify_renders` 1) and
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthmatch.inference.match import POST_RENDERS, Match, MatchSteps, MatchTarget, finish_match
-from synthmatch.inference.refine import FAILED_LOSS, RefineConfig, searcher
+from synthmatch.inference.refine import FAILED_LOSS, MIN_TEMPLATE_EVALS, RefineConfig, searcher
 from synthmatch.synth.audibility import Audibility
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Preset
@@ -68,6 +69,10 @@ SAME_SOUND = 0.075
 # The finishing steps of a candidate other than the best: user render, tune check, one level render, the
 # final render (and one more when it clips).
 LIGHT_POST_RENDERS = 5
+# Screening a start: one render, up to three transposes and two tune renders; the starts after the first
+# are screened while the screening has spent at most SCREEN_SHARE of the budget.
+SCREEN_RENDERS = 6
+SCREEN_SHARE = 0.3
 # categoricals an alternative start never changes: they do not shape one note's sound
 _HELD = frozenset({"voice_priority", "legato", "portamento_slope", "polyphony", "oversampling"})
 
@@ -218,15 +223,22 @@ def match_candidates(
                 }
             )
 
-    # 1. screen every start (a few renders each), drop silent ones and duplicates
+    # 1. screen the starts in order (a few renders each) while SCREEN_SHARE of the budget allows, drop
+    # silent ones and duplicates
     screen_losses: list[float] = []
-    for s in searches:
+    for k, s in enumerate(searches):
+        if k > 0 and spent() + SCREEN_RENDERS > SCREEN_SHARE * budget:
+            screen_losses.append(FAILED_LOSS)  # not screened: the budget is too small for every start
+            continue
         screen_losses.append(s.screen())
+    screened = [i for i, s in enumerate(searches) if hasattr(s, "scored")]
     seen: set[str] = set()
     order = []
     for i in sorted(range(len(searches)), key=lambda i: (screen_losses[i], i)):
+        if i not in screened or screen_losses[i] >= FAILED_LOSS or not searches[i].scored.ok:
+            continue
         h = searches[i].base.content_hash()
-        if screen_losses[i] >= FAILED_LOSS or not searches[i].scored.ok or h in seen:
+        if h in seen:
             continue
         seen.add(h)
         order.append(i)
@@ -238,7 +250,15 @@ def match_candidates(
     if not order:
         bar.close()
         return CandidateResult([], spent(), info)
-    chosen = order[:n_search]
+    # as many searches as the budget can set up and finish whatever their template probe and prune cost
+    n_conn = len(cfg.connections()) if budget >= MIN_TEMPLATE_EVALS else 0
+    per_search = (2 * n_conn + 1 if n_conn else 0) + (n_conn + 1 if n_conn else 0) + 2 * cfg.verify_renders
+    n_fit = n_search
+    while (
+        n_fit > 1 and spent() + n_fit * per_search + POST_RENDERS + (n_fit - 1) * LIGHT_POST_RENDERS > budget
+    ):
+        n_fit -= 1
+    chosen = order[:n_fit]
     # 2. set up the searches of the best starts, and share what is left in rounds of successive halving
     for i in chosen:
         searches[i].setup()

@@ -194,6 +194,7 @@ def _start(
     refine_cfg,
     progress: bool,
     callback: Callable[[dict], None] | None,
+    probabilities: dict[str, np.ndarray] | None = None,
 ) -> tuple[Preset, MatchSteps, bool]:
     """Step 1: (preset, steps, whether the start had anything audible)."""
     steps = MatchSteps()
@@ -214,6 +215,7 @@ def _start(
             callback=callback,
             scorer=scorer,
             target_pitch=target.pitch,
+            probabilities=probabilities,
         )
         steps.refine = result
         return result.preset, steps, result.skipped or result.start_was_audible
@@ -264,6 +266,7 @@ def match_preset(
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
     start_source: str = "model",
+    probabilities: dict[str, np.ndarray] | None = None,
 ) -> Match:
     """Match `target` from `start`; the result is in tune, at the target's level and never silent.
 
@@ -276,9 +279,13 @@ def match_preset(
         progress: show the refinement's progress bar.
         callback: the refinement's progress callback.
         start_source: "model", "init", "preset"... (a start that is already init does not fall back).
+        probabilities: the model's probability of every option of its categorical controls (the prior of
+            a mixed search, `RefineConfig.discrete`).
     """
     scorer = target.scorer(renderer)
-    preset, steps, audible_start = _start(start, tier, target, scorer, refine, progress, callback)
+    preset, steps, audible_start = _start(
+        start, tier, target, scorer, refine, progress, callback, probabilities
+    )
 
     def fall_back(reason: str) -> Match:
         log.warning("%s: %s; matching from Vital's init preset instead", target.name, reason)

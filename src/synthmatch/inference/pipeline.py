@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.inference.candidates import START_KINDS
 from synthmatch.inference.export import (
     MatchFiles,
+    candidate_paths,
     output_names,
     output_paths,
     refuse_existing,
@@ -280,7 +281,7 @@ class Starter:
 
     def load_index(self, cfg: InferConfig) -> None:
         """The retrieval index for neighbour starts (`--index`, else the bundled one; none: no such starts)."""
-        from synthmatch.inference.retrieval import RetrievalIndex, default_index_path
+        from synthmatch.inference.retrieval import RetrievalIndex, RetrievalIndexError, default_index_path
 
         self.index = None
         if "neighbours" not in cfg.starts or cfg.n_candidates < 2:
@@ -288,6 +289,25 @@ class Starter:
         path = cfg.index if cfg.index is not None else default_index_path()
         if path is None:
             log.info("no retrieval index given (--index) and none bundled: no nearest-neighbour starts")
+            return
+        if cfg.refine_evals < MIN_CANDIDATE_EVALS:
+            return  # one start at this budget: no neighbours needed
+        if cfg.index is None:  # the bundled index: left out, said once, when it cannot serve
+            try:
+                index = RetrievalIndex.load(path)
+            except RetrievalIndexError as exc:
+                log.warning(
+                    "the bundled retrieval index is not usable (%s): no nearest-neighbour starts", exc
+                )
+                return
+            if index.tier == self.tier:
+                self.index = index
+            else:
+                log.info(
+                    "the bundled index is tier %d, matching searches tier %d: no nearest-neighbour starts",
+                    index.tier,
+                    self.tier,
+                )
             return
         index = RetrievalIndex.load(path)
         if index.tier != self.tier:
@@ -425,7 +445,7 @@ def match_target(
         progress: show the refinement's progress bar.
         refine_callback: passed to `refine(callback=...)`: called with the refinement's progress.
     """
-    from synthmatch.inference.match import MatchTarget, match_preset
+    from synthmatch.inference.match import POST_RENDERS, MatchTarget, match_preset
 
     midi, note_s, pitch_info, timing_info = _pitch_and_timing(target, cfg)
     duration_s = target.duration_s
@@ -457,6 +477,9 @@ def match_target(
         pitch = _pitch_at(cfg.midi_note)  # the user's note wins over the estimate: tune to it
     mt = MatchTarget(target.audio, target.sample_rate, midi, note_s, pitch, name=target.path.name)
     ranked: list[tuple[Match, str, str]] = []  # (match, start description, start source)
+    several = several and len(starts) > 1  # a single start is matched as it always was
+    spent = 0
+    refine_cfg = cfg.refine_config() if cfg.refine else None
     if several:
         from synthmatch.inference.candidates import match_candidates
 
@@ -475,23 +498,32 @@ def match_target(
             {"rank": r + 1, **c.as_dict(trim=True)} for r, c in enumerate(result.candidates)
         ]
         info["candidate_search"] = result.info
+        spent = result.renders
+        if not ranked and refine_cfg is not None:  # every candidate silent: init with what is left
+            left = refine_cfg.max_evals - spent
+            refine_cfg = replace(refine_cfg, max_evals=left) if left >= POST_RENDERS + 6 else None
+            start = StartPoint(
+                Preset.init(), start.tier, "init", "Vital's init preset (every candidate was silent)"
+            )
     if not ranked:  # one start, or every candidate's start was silent
         match = match_preset(
             start.preset,
             start.tier,
             mt,
             renderer,
-            refine=cfg.refine_config() if cfg.refine else None,
+            refine=refine_cfg,
             progress=progress,
             callback=refine_callback,
             start_source=start.source,
+            probabilities=start.probabilities,
         )
+        match.renders += spent
         ranked = [(match, start.description, start.source)]
     best = ranked[0][0]
     info.update(best.as_dict(trim=True))
     info["match_distance"] = round(float(best.distance), 5)
     if several:
-        info["renders"] = result.renders
+        info["renders"] = result.renders if info["candidates"] else best.renders  # (a fallback's: both)
     files = None
     for rank, (match, description, source) in enumerate(ranked):
         one = _match_files(match, description, source, target, cfg, midi, note_s, rank + 1, len(ranked))
@@ -609,8 +641,20 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
     single = len(files) == 1
     names = output_names(files) if not single else {}
     planned = {p: output_paths(cfg.output, p, single, names.get(p)) for p in files}  # a bad -o fails here
+    ranks = range(2, cfg.n_candidates + 1)
+    owner: dict[Path, Path] = {}
+    for p, paths in planned.items():  # NAME.2.vital of one input must not be another's NAME.vital
+        for rank in (1, *ranks):
+            vital = candidate_paths(paths, rank).preset
+            if vital in owner:
+                raise ConfigError(
+                    f"{p} and {owner[vital]} would both write {vital}; rename one, or pass --candidates 1"
+                )
+            owner[vital] = p
     if single and not cfg.overwrite:
-        refuse_existing(planned[files[0]])  # before any work
+        refuse_existing(
+            [candidate_paths(planned[files[0]], r).preset for r in (1, *ranks)]
+        )  # before any work
     starter = Starter(cfg)
     results: list[MatchResult] = []
     with Renderer(sample_rate=starter.sample_rate, n_threads=cfg.workers) as renderer:
@@ -620,7 +664,7 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
             result = MatchResult(input=path)
             try:
                 if not cfg.overwrite:
-                    refuse_existing(planned[path])
+                    refuse_existing([candidate_paths(planned[path], r).preset for r in (1, *ranks)])
                 target = load_target(path, starter.sample_rate, cfg.max_seconds, starter.min_samples)
                 outputs, result.info = match_target(
                     target, cfg, starter, renderer, progress=single and cfg.progress

@@ -135,8 +135,10 @@ class RetrievalIndex:
         if missing:
             raise RetrievalIndexError(f"{p}: damaged index (missing {', '.join(missing)})")
         e = arrays["embeddings"]
+        if e.ndim != 2 or any(arrays[k].ndim != 1 for k in ("mean", "std", "seed_index", "midi_note")):
+            raise RetrievalIndexError(f"{p}: damaged index (array shapes)")
         n = len(e)
-        if e.ndim != 2 or any(len(arrays[k]) != n for k in ("seed_index", "midi_note")) or n == 0:
+        if any(len(arrays[k]) != n for k in ("seed_index", "midi_note")) or n == 0:
             raise RetrievalIndexError(f"{p}: damaged index (arrays of different lengths)")
         if arrays["mean"].shape != (e.shape[1],) or arrays["std"].shape != (e.shape[1],):
             raise RetrievalIndexError(f"{p}: damaged index (embedding width)")
@@ -144,7 +146,7 @@ class RetrievalIndex:
             raise RetrievalIndexError(f"{p}: damaged index (non-finite embeddings)")
         try:
             return cls(e, arrays["mean"], arrays["std"], arrays["seed_index"], arrays["midi_note"], meta, p)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RetrievalIndexError(f"{p}: damaged index ({exc})") from None
 
     def save(self, path: str | os.PathLike) -> Path:
