@@ -69,6 +69,16 @@ def test_split_keeps_presets_together():
     assert np.array_equal(again[0], train_idx)
 
 
+def test_split_never_leaves_validation_empty():
+    """Whatever the hashes draw, a small dataset asked for a validation split gets one preset there."""
+    hashes = np.array([bytes([i]) for i in range(12) for _ in range(2)])
+    for seed in range(30):
+        train_idx, val_idx = split_by_preset(hashes, 0.01, seed=seed)
+        assert len(val_idx) >= 2 and len(train_idx) == len(hashes) - len(val_idx)
+        assert len(set(hashes[val_idx])) == 1
+    assert len(split_by_preset(hashes, 0.0)[1]) == 0
+
+
 def test_epoch_batches_shard_the_epoch():
     idx = np.arange(10)
     ranks = [
@@ -186,6 +196,10 @@ def test_kill_and_resume_equals_uninterrupted_run(mels_dataset, tmp_path):
         assert x["train/loss"] == pytest.approx(y["train/loss"], rel=1e-9)
 
 
+# A third of the presets in validation, so that every parameter group has a preset there to be scored on.
+VAL_FRACTION = "0.3"
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_report_the_same_validation_metrics(mels_dataset, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
@@ -214,6 +228,8 @@ def test_ddp_two_processes_report_the_same_validation_metrics(mels_dataset, tmp_
             "1",
             "--device",
             "cpu",
+            "--val-fraction",
+            VAL_FRACTION,
         ],
         check=True,
         capture_output=True,
@@ -243,6 +259,8 @@ def test_ddp_two_processes_report_the_same_validation_metrics(mels_dataset, tmp_
         "1",
         "--device",
         "cpu",
+        "--val-fraction",
+        VAL_FRACTION,
     ]
     subprocess.run([sys.executable, *base, "-o", str(single)], check=True, capture_output=True, timeout=600)
     subprocess.run(

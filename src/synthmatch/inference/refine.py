@@ -602,6 +602,7 @@ class _Search:
             losses = self.scorer.losses([self.decode(p) for p in batch])
             if len(batch) == len(points):
                 optimizer.tell(points, losses)
+            self._note_options(batch, losses)
             i = int(np.argmin(losses))
             if losses[i] < self.best_loss:
                 self.best_loss, self.best = losses[i], batch[i]
@@ -613,6 +614,18 @@ class _Search:
                 self.bar.set_postfix(loss=f"{self.best_loss:.4f}")
             self._report(callback, self.budget, self.initial_loss, self.best_loss)
         return self.n_evals - spent0
+
+    def _note_options(self, points: list[_Point], losses: list[float]) -> None:
+        """The lowest search loss seen with each option of each discrete control (info "discrete_tried",
+        raw option value -> loss): what the mixed search found out about its choices."""
+        if not self.discrete:
+            return
+        tried = self.info.setdefault("discrete_tried", {d.name: {} for d in self.discrete})
+        for point, loss in zip(points, losses):
+            for d, k in zip(self.discrete, point.cats or ()):
+                seen = tried[d.name]
+                key = d.raw(k)
+                seen[key] = min(float(loss), seen.get(key, math.inf))
 
     def finish(self) -> RefineResult:
         """The template pruned, the best checked against the aligned start on the user's renders."""

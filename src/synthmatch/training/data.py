@@ -68,7 +68,9 @@ class DatasetLabels:
 def split_by_preset(
     preset_hashes: np.ndarray, val_fraction: float = 0.1, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training and validation examples; all rows of a preset fall on one side."""
+    """Indices of the training and validation examples; all rows of a preset fall on one side.
+
+    With `val_fraction` > 0 and at least two presets, validation holds at least one preset."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     uniq, inverse = np.unique(preset_hashes, return_inverse=True)
@@ -79,6 +81,10 @@ def split_by_preset(
         ]
     )
     val_preset = scores < val_fraction
+    if val_fraction > 0 and len(uniq) >= 2 and not val_preset.any():
+        # A small dataset can draw no validation preset at all; the lowest score goes there instead, so a
+        # split asked for is never empty (and stays the same for the same hashes and seed).
+        val_preset[np.argmin(scores)] = True
     is_val = val_preset[inverse]
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
