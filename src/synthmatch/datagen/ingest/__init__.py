@@ -13,12 +13,17 @@ rendered is the projection, not the original file, so the stored audio is exactl
 
 Presets that split.json declares unusable as one-note targets (NierBassLayerTwo: near -67 dBFS, its
 volume raised only by an LFO synced to the host transport) are skipped with that reason, like a silent
-render, but deterministically: a render of such a preset can land either side of the silence threshold.
+render, but deterministically (a render of such a preset can land either side of the silence threshold)
+and by design: they are listed apart and do not fail the run.
+
+A preset whose file sounds but whose tier projection is silent at every note (what made it sound is
+outside the tier: a dropped connection, a reset control) is skipped by design too: the tier cannot
+represent it, and nothing is wrong with the file.
 
 Real files go wrong in many ways. A file that is not a `.vital`, malformed JSON, a preset from a newer
 Vital, a non-numeric control, a preset vita refuses, or one whose render is silent is skipped with one
 warning line naming the file and the reason, and the run goes on; `IngestSummary.ok` (the CLI's exit
-code) says whether anything was skipped. Settings this Vital build does not know are ignored with a
+code) says whether anything was skipped other than by design. Settings this Vital build does not know are ignored with a
 warning (presets.py) and the preset is kept. Content-identical presets (same tier projection, which
 includes every identical file) are ingested once, also across `--append` runs. Clipping renders (peak
 above full scale) are kept and reported: they are real presets, and int16 storage clips them.

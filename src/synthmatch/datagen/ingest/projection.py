@@ -58,7 +58,7 @@ def _prepare(
     file = str(path)
     if (why := _unusable_reason(path)) is not None:
         # Decided once, not left to a render that may land either side of the silence threshold.
-        _skip(summary, file, f"declared unusable as a one-note target in split.json: {why}")
+        _skip(summary, file, f"declared unusable as a one-note target in split.json: {why}", by_design=True)
         return None
     try:
         preset, reader_drops = _read_preset(path)

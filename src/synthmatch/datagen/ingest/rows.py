@@ -77,16 +77,19 @@ def _render_rows(
                 for note, why, level in fails
             ]
             if len(fails) == len(notes):
-                # Every note failed: one line for the file (the first note's reason says why).
+                # Every note failed: one line for the file (the first note's reason says why). A file
+                # that sounds but whose projection is silent at every note is the tier's limit, not a
+                # broken file: skipped by design.
+                lost = all(
+                    why == "silent" and originals.get((item.file, note), -240.0) >= silence_db
+                    for note, why, _ in fails
+                )
                 if len({why for _, why, _ in fails}) == 1:
                     later = ", ".join(str(n) for n, _, _ in fails[1:])
-                    _skip(summary, item.file, reasons[0] + (f" (also at note(s) {later})" if later else ""))
+                    text = reasons[0] + (f" (also at note(s) {later})" if later else "")
                 else:
-                    _skip(
-                        summary,
-                        item.file,
-                        "; ".join(f"note {n}: {r}" for (n, _, _), r in zip(fails, reasons)),
-                    )
+                    text = "; ".join(f"note {n}: {r}" for (n, _, _), r in zip(fails, reasons))
+                _skip(summary, item.file, text, by_design=lost)
             else:
                 for (note, _, _), reason in zip(fails, reasons):
                     log.warning("skipped %s note %d: %s", item.file, note, reason)

@@ -22,6 +22,8 @@ class IngestSummary:
     rows_written: int = 0
     rows_in_file: int = 0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    # (file, reason): presets split.json declares unusable as one-note targets, left out on purpose
+    skipped_by_design: list[tuple[str, str]] = field(default_factory=list)
     skipped_rows: list[tuple[str, int, str]] = field(default_factory=list)  # (file, note, reason)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file, what it duplicates)
     connections_total: int = 0
@@ -37,7 +39,9 @@ class IngestSummary:
 
     @property
     def ok(self) -> bool:
-        """True when nothing was skipped (duplicates are not skips: their content is in the file)."""
+        """True when nothing failed: no file or row was skipped except by design (presets split.json
+        declares unusable, evaluation presets left out); duplicates are not skips either (their content
+        is in the file)."""
         return not self.skipped_files and not self.skipped_rows
 
     def to_dict(self) -> dict:
@@ -94,6 +98,9 @@ class IngestSummary:
         if self.skipped_rows:
             lines.append(f"{len(self.skipped_rows)} row(s) skipped (other notes of the preset kept):")
             lines += [f"  {f} note {n}: {reason}" for f, n, reason in self.skipped_rows]
+        if self.skipped_by_design:
+            lines.append(f"{len(self.skipped_by_design)} file(s) skipped by design:")
+            lines += [f"  {f}: {reason}" for f, reason in self.skipped_by_design]
         if self.skipped_files:
             lines.append(f"{len(self.skipped_files)} file(s) skipped:")
             lines += [f"  {f}: {reason}" for f, reason in self.skipped_files]
@@ -102,6 +109,11 @@ class IngestSummary:
         return "\n".join(lines)
 
 
-def _skip(summary: IngestSummary, file: str, reason: str) -> None:
+def _skip(summary: IngestSummary, file: str, reason: str, by_design: bool = False) -> None:
+    """Record a skipped file; one skipped `by_design` is an INFO line and does not fail the run."""
+    if by_design:
+        log.info("skipped %s: %s", file, reason)
+        summary.skipped_by_design.append((file, reason))
+        return
     log.warning("skipped %s: %s", file, reason)
     summary.skipped_files.append((file, reason))
