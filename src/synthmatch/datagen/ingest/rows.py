@@ -76,24 +76,31 @@ def _render_rows(
                 _failure_text(item, note, why, level, originals, silence_db, schema.tier)
                 for note, why, level in fails
             ]
+            # A file that sounds but whose projection is silent is the tier's limit, not a broken file:
+            # skipped by design.
+            lost = [
+                why == "silent" and originals.get((item.file, note), -240.0) >= silence_db
+                for note, why, _ in fails
+            ]
             if len(fails) == len(notes):
-                # Every note failed: one line for the file (the first note's reason says why). A file
-                # that sounds but whose projection is silent at every note is the tier's limit, not a
-                # broken file: skipped by design.
-                lost = all(
-                    why == "silent" and originals.get((item.file, note), -240.0) >= silence_db
-                    for note, why, _ in fails
-                )
+                # Every note failed: one line for the file (the first note's reason says why).
                 if len({why for _, why, _ in fails}) == 1:
                     later = ", ".join(str(n) for n, _, _ in fails[1:])
                     text = reasons[0] + (f" (also at note(s) {later})" if later else "")
                 else:
                     text = "; ".join(f"note {n}: {r}" for (n, _, _), r in zip(fails, reasons))
-                _skip(summary, item.file, text, by_design=lost)
+                _skip(summary, item.file, text, by_design=all(lost))
             else:
-                for (note, _, _), reason in zip(fails, reasons):
-                    log.warning("skipped %s note %d: %s", item.file, note, reason)
-                    summary.skipped_rows.append((item.file, note, reason))
+                for (note, _, _), reason, by_design in zip(fails, reasons, lost):
+                    log.log(
+                        logging.INFO if by_design else logging.WARNING,
+                        "skipped %s note %d: %s",
+                        item.file,
+                        note,
+                        reason,
+                    )
+                    rows_list = summary.skipped_rows_by_design if by_design else summary.skipped_rows
+                    rows_list.append((item.file, note, reason))
     return rows
 
 

@@ -25,6 +25,7 @@ class IngestSummary:
     # (file, reason): presets split.json declares unusable as one-note targets, left out on purpose
     skipped_by_design: list[tuple[str, str]] = field(default_factory=list)
     skipped_rows: list[tuple[str, int, str]] = field(default_factory=list)  # (file, note, reason)
+    skipped_rows_by_design: list[tuple[str, int, str]] = field(default_factory=list)  # projection silent
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file, what it duplicates)
     connections_total: int = 0
     connections_kept: int = 0
@@ -98,6 +99,10 @@ class IngestSummary:
         if self.skipped_rows:
             lines.append(f"{len(self.skipped_rows)} row(s) skipped (other notes of the preset kept):")
             lines += [f"  {f} note {n}: {reason}" for f, n, reason in self.skipped_rows]
+        if self.skipped_rows_by_design:
+            count = len(self.skipped_rows_by_design)
+            lines.append(f"{count} row(s) skipped by design (other notes of the preset kept):")
+            lines += [f"  {f} note {n}: {reason}" for f, n, reason in self.skipped_rows_by_design]
         if self.skipped_by_design:
             lines.append(f"{len(self.skipped_by_design)} file(s) skipped by design:")
             lines += [f"  {f}: {reason}" for f, reason in self.skipped_by_design]
