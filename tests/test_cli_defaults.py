@@ -94,3 +94,18 @@ def test_help_text_states_the_real_default():
                     f"{command} {action.option_strings[-1]}: help says {stated}, default is {real!r}"
                 )
     assert wrong == [] and stated_count >= 20, (wrong, stated_count)
+
+
+def test_every_option_says_its_default():
+    """Every option that takes a value says in its help what it is when not given: `%(default)s`, or
+    words ("default: estimated", "default: every core"). Switches (store_true...) and required options
+    need not."""
+    silent = []
+    for command, p in _subparsers().items():
+        for action in _flags(p):
+            if action.nargs == 0 or action.required:
+                continue
+            text = p._get_formatter()._expand_help(action) if action.help else ""
+            if "default" not in text:
+                silent.append(f"{command} {action.option_strings[-1]}")
+    assert silent == [], f"options whose help does not say their default: {silent}"

@@ -11,7 +11,7 @@ import pytest
 from synthmatch.audio.distances import match_distance
 from synthmatch.inference.candidates import SAME_SOUND, Start, alternative_starts, match_candidates
 from synthmatch.inference.match import MatchTarget
-from synthmatch.inference.refine import RefineConfig, refine
+from synthmatch.inference.refine import RefineConfig, StopReason, keep_best_on_interrupt, refine
 from synthmatch.synth.presets import Preset
 from tests.inference.helpers import DURATION_S, NOTE, NOTE_S, SR
 
@@ -68,6 +68,30 @@ def test_catcma_searches_the_filter_model_with_the_continuous_controls(renderer,
     chosen = mixed.preset.values["filter_1_model"]
     assert tried[chosen] == min(tried.values())  # the search's best point carries the best option seen
     assert mixed.n_evals <= 90
+
+
+def test_ctrl_c_in_the_rounds_finishes_every_candidate_so_far(renderer, comb_target):
+    """A KeyboardInterrupt in the rounds (here from the progress report after the first search's share;
+    under keep_best_on_interrupt) ends them: every search set up is finished with its best so far."""
+    calls: list[int] = []
+
+    def ctrl_c_after_the_first_share(progress: dict) -> None:
+        calls.append(progress["n_evals"])
+        if len(calls) == 2:  # the screening's report, then one after each search's share
+            raise KeyboardInterrupt
+
+    starts = [Start(_filtered(0), "preset", "analog filter"), Start(Preset.init(), "init", "init")]
+    cfg = RefineConfig(max_evals=150, timeout_s=600.0)
+    with keep_best_on_interrupt() as guard:
+        result = match_candidates(
+            starts, 2, comb_target, renderer, cfg, k=2, callback=ctrl_c_after_the_first_share
+        )
+    assert guard.interrupted and result.info["interrupted"] and result.candidates
+    assert result.renders <= 150
+    for c in result.candidates:
+        refined = c.match.refine
+        assert refined is not None and refined.stop_reason is StopReason.INTERRUPTED
+        assert refined.final_loss <= refined.aligned_loss
 
 
 def test_candidates_are_distinct_and_ranked(renderer, comb_target):
@@ -189,6 +213,9 @@ def test_infer_writes_ranked_candidates(cli, tmp_path, known, generated):
     assert [c["rank"] for c in cands] == list(range(1, len(cands) + 1))
     assert [c["distance"] for c in cands] == sorted(c["distance"] for c in cands)
     assert res["match_distance"] == cands[0]["distance"]
+    best = {k: cands[0][k] for k in ("similarity", "verdict")}
+    assert {k: res["verdict"][k] for k in best} == best  # the summary's verdict is the best candidate's
+    assert [c["similarity"] for c in cands] == sorted((c["similarity"] for c in cands), reverse=True)
     assert res["renders"] <= 100
     starts = res["candidate_search"]["starts"]
     assert starts[0] == "Vital's init preset" and sum(s.startswith("nearest neighbour") for s in starts) == 2

@@ -3,6 +3,7 @@ full disk or an unwritable folder as one line with nothing left behind."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -84,3 +85,63 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_set(note, full_disk):
     assert run.returncode == 2 and "No space left on device" in run.stderr, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     assert list(full_disk.iterdir()) == []  # not the .vital without its WAV, no temporaries
+
+
+def test_render_plays_a_match_at_the_note_it_was_matched_at(note, cli, tmp_path):
+    """The .vital stores the matched note and key time; `render` plays them unless told otherwise."""
+    from synthmatch.audio.pitch import estimate_pitch
+
+    out = tmp_path / "m.vital"
+    assert cli("infer", "-i", note, "-o", out, *FAST).code == 0
+    stored = Preset.load(out).played_note
+    assert stored is not None and stored.midi_note == 57 and stored.duration_s == pytest.approx(0.6)
+    run = cli("render", out, "-o", tmp_path / "r.wav")
+    assert run.code == 0 and "MIDI note 57 (A3, the note it was matched at, stored in the preset)" in run.out
+    audio, sr = sf.read(tmp_path / "r.wav")
+    pitch = estimate_pitch(audio, sr)
+    assert pitch.pitched and pitch.midi_note == 57  # not C4
+    assert len(audio) == pytest.approx(0.6 * sr, abs=64)
+    run = cli("render", out, "-o", tmp_path / "e.wav", "--midi-note", "64")  # a flag still wins
+    assert run.code == 0 and "MIDI note 64 (E4, the note given)" in run.out
+    assert estimate_pitch(*sf.read(tmp_path / "e.wav")).midi_note == 64
+    plain = Preset.init().save(tmp_path / "plain.vital")  # no stored note: C4 as before
+    run = cli("render", plain, "-o", tmp_path / "p.wav")
+    assert run.code == 0 and "MIDI note 60 (C4, the default: the preset stores no note)" in run.out
+
+
+def test_outputs_name_no_path_of_this_machine(note, cli, tmp_path, monkeypatch):
+    """The .vital, the tutorial and --json name the model and the start by name, never by path."""
+    import synthmatch
+    from synthmatch.inference.predict import default_model_path
+
+    model = default_model_path()
+    if model is None:
+        pytest.skip("no bundled model")
+    monkeypatch.chdir(tmp_path)
+    Path("in").mkdir()
+    shutil.copy(note, "in/note.wav")
+    run = cli("infer", "-i", "in/note.wav", "-o", "out/m.vital", "--tutorial", "--json")
+    assert run.code == 0, run.err
+    (r,) = run.json()
+    assert r["start"]["description"].startswith("the bundled default model (tier ")
+    assert set(r["verdict"]) == {"distance", "similarity", "verdict"}
+    vital, md = Path("out/m.vital").read_text(), Path("out/m.md").read_text()
+    for text in (run.out, vital, md):
+        for path in (str(tmp_path), str(model), str(model.parent), str(Path(synthmatch.__file__).parent)):
+            assert path not in text
+    assert "Started from: the bundled default model" in md
+    assert re.search(r"Distance to the target: similarity \d+/100 \([a-z ]+\), distance \d\.\d{3} \(", md)
+
+
+def test_a_failed_start_shows_no_sentinel_loss():
+    """A start that did not render scores FAILED_LOSS: the tutorial shows the work, not 'loss 1000 -> x'."""
+    from synthmatch.inference.pipeline import _refinement_fact
+    from synthmatch.inference.refine import RefineResult
+    from synthmatch.inference.scoring import FAILED_LOSS
+
+    failed = RefineResult(Preset.init(), initial_loss=FAILED_LOSS, final_loss=3.727, n_evals=40, n_params=9)
+    assert _refinement_fact(failed) == "CMA-ES refinement: 40 evaluations over 9 parameters"
+    real = RefineResult(Preset.init(), initial_loss=0.9, final_loss=0.4, n_evals=40, n_params=9)
+    assert (
+        _refinement_fact(real) == "CMA-ES refinement: loss 0.900 -> 0.400 in 40 evaluations over 9 parameters"
+    )

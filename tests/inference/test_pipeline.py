@@ -124,7 +124,11 @@ def test_cli_start_preset_refine_render_tutorial_json(known, cli, tmp_path):
     run = cli(*args, "--refine", "--refine-evals", "30", "--render", "--tutorial")
     assert run.code == 0, run.err
     (r,) = run.json()
-    assert r["error"] is None and r["start"]["source"] == "preset" and str(start) in r["start"]["description"]
+    assert r["error"] is None and r["start"]["source"] == "preset"
+    assert r["start"]["description"] == "preset start.vital"  # its name, not a path of this machine
+    assert r["match_start"] == {"source": "preset", "description": "preset start.vital"}
+    assert set(r["verdict"]) == {"distance", "similarity", "verdict"}
+    assert 0 <= r["verdict"]["similarity"] <= 100
     assert r["outputs"] == {k: str(out.with_suffix(s)) for k, s in SUFFIXES.items()}
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert out.with_suffix(".md").read_text().startswith("# Rebuilding known_A3.wav in Vital")
@@ -192,6 +196,8 @@ def test_a_start_with_nothing_to_refine_falls_back_to_init(known, cli, tmp_path)
     assert run.code == 0, run.err
     (r,) = run.json()
     assert r["fallback"]["to"] == "init" and "nothing in the start can be heard" in r["fallback"]["reason"]
+    # the start given, and what the written match began from
+    assert r["start"]["source"] == "preset" and r["match_start"]["source"] == "init"
     assert r["refine"]["final_loss"] < r["refine"]["initial_loss"] and not r["silent"]
     assert Preset.load(out).values["osc_1_on"] == 1
     assert "fell back to Vital's init preset" in cli(*run_args(known, out, start), "--refine-evals", "20").out

@@ -9,7 +9,7 @@ import pytest
 
 from synthmatch.audio.distances import match_distance
 from synthmatch.inference.calibrate import TRANSPOSES
-from synthmatch.inference.refine import RefineConfig, refine, search_space
+from synthmatch.inference.refine import RefineConfig, keep_best_on_interrupt, refine, search_space
 from synthmatch.synth import _vita
 from synthmatch.synth.presets import Preset
 from tests.inference.helpers import DURATION_S, NOTE, NOTE_S, SR, start_preset
@@ -112,6 +112,32 @@ def test_timeout_stops_the_search(known, renderer):
     # is generous: a shared, loaded machine renders several times slower)
     assert info["n_evals"] < 100_000 and info["elapsed_s"] < 1.0 + 10.0
     assert info["final_loss"] <= info["initial_loss"]
+
+
+def test_ctrl_c_under_the_guard_keeps_the_best_so_far(known, renderer):
+    """Under keep_best_on_interrupt a KeyboardInterrupt in the search (here from the progress callback,
+    as a real SIGINT lands anywhere in the loop; tests/test_cli.py sends one) stops it there: the result
+    is its best so far, finished and never worse than the aligned start. Without the guard it raises."""
+    calls: list[int] = []
+
+    def ctrl_c_in_the_first_generation(progress: dict) -> None:
+        calls.append(progress["n_evals"])
+        if len(calls) == 2:  # the set-up's report, then one per generation
+            raise KeyboardInterrupt
+
+    kw = dict(midi_note=NOTE, note_duration_s=NOTE_S, duration_s=DURATION_S, tier=1, renderer=renderer)
+    cfg = RefineConfig(max_evals=100_000, timeout_s=600.0)
+    with keep_best_on_interrupt() as guard:
+        result = refine(
+            start_preset(), known.audio, SR, config=cfg, callback=ctrl_c_in_the_first_generation, **kw
+        )
+    assert guard.interrupted and result.interrupted and result.info["stop_reason"] == "interrupted"
+    assert result.generations == 1 and result.n_evals < 100
+    assert result.final_loss <= result.aligned_loss
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        refine(start_preset(), known.audio, SR, config=cfg, callback=ctrl_c_in_the_first_generation, **kw)
+    assert len(calls) == 2
 
 
 def test_nothing_to_search_returns_the_start(known, renderer):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from synthmatch.synth.audibility import Audibility, inaudible_reason
 from synthmatch.synth.presets import Preset
 
@@ -34,6 +36,34 @@ def test_switches_and_routing_make_controls_audible():
     assert inaudible_reason("filter_1_cutoff", to_f2) == "nothing is routed into filter_1"
     silent = p.with_values(osc_1_on=0)
     assert inaudible_reason("filter_1_cutoff", silent).startswith("no oscillator or sample is on")
+
+
+def test_compressor_bands_left_out_by_enabled_bands_are_inaudible(renderer):
+    """With Enabled Bands at Single Band a low or high band's gain renders identically."""
+    p = Preset.init().with_values(compressor_on=1)
+    single_band = p.with_values(compressor_enabled_bands=3, osc_1_random_phase=0)
+    quiet, loud = (
+        renderer.render(single_band.with_values(compressor_low_gain=g, compressor_high_gain=g), 36, 0.3, 0.4)
+        for g in (0, 25)
+    )
+    assert np.array_equal(quiet, loud)
+    multiband = Audibility(p)
+    assert multiband.audible("compressor_low_gain") and multiband.audible("compressor_high_upper_ratio")
+    single = Audibility(p.with_values(compressor_enabled_bands=3))
+    assert "low band is unused" in single.reason("compressor_low_upper_threshold")
+    assert "high band is unused" in single.reason("compressor_high_gain")
+    assert single.audible("compressor_band_gain") and single.audible("compressor_attack")
+    low = Audibility(p.with_values(compressor_enabled_bands=1))  # "Low Band": low and middle
+    assert low.audible("compressor_low_gain") and not low.audible("compressor_high_gain")
+
+
+def test_the_comb_blend_offset_is_heard_only_where_the_model_has_one(renderer):
+    base = Preset.init().with_values(filter_1_on=1, filter_1_cutoff=70, osc_1_random_phase=0)
+    for model, heard in ((0, False), (6, True)):  # Analog, Comb
+        p = base.with_values(filter_1_model=model)
+        a, b = (renderer.render(p.with_values(filter_1_blend_transpose=t), 48, 0.3, 0.4) for t in (10, 70))
+        assert (not np.array_equal(a, b)) == heard == Audibility(p).audible("filter_1_blend_transpose")
+    assert "comb blend offset is unused" in inaudible_reason("filter_1_blend_transpose", base)
 
 
 def test_a_connection_makes_its_source_audible(community_dir):

@@ -21,6 +21,11 @@ from synthmatch.synth.display import display_text, format_number
         ("osc_1_tune", 0.25, "25 cents"),
         ("osc_1_transpose", -12, "-12 semitones"),
         ("lfo_1_tempo", 7, "1/2"),
+        # no more digits than Vital's knob shows (five characters)
+        ("osc_1_level", 0.048, "0.002"),
+        ("env_1_sustain", 0.000146, "0"),
+        ("eq_band_gain", -1.9123, "-1.91 dB"),
+        ("effect_chain_order", 12425, "12425"),
     ],
 )
 def test_display_text(name, raw, text):
@@ -38,4 +43,12 @@ def test_format_number():
         "120",
         "-6.02",
         "0",
+    ]
+    # three significant figures, cut to the knob's five characters (the sign aside)
+    assert [format_number(x) for x in (0.00234, -0.00234, 0.0004, 0.906, 12345.6)] == [
+        "0.002",
+        "-0.002",
+        "0",
+        "0.906",
+        "12346",
     ]

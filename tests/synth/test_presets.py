@@ -12,11 +12,14 @@ from synthmatch.synth import _vita
 from synthmatch.synth.presets import (
     EXPORT_SYNTH_VERSION,
     MOD_DTYPE,
+    PLAYED_NOTE_KEY,
     InvalidModulationError,
     Modulation,
     ParamVector,
+    PlayedNote,
     Preset,
     PresetError,
+    played_note_for,
 )
 from tests.helpers import community_presets, rms_db
 
@@ -66,6 +69,25 @@ def test_written_file_has_real_values(tmp_path):
     s = doc["settings"]
     assert s["filter_1_cutoff"] == pytest.approx(100.0)  # raw semitones, not [0, 1]
     assert s["filter_1_model"] == 2 and s["reverb_on"] == 1
+
+
+def test_the_played_note_is_stored_in_the_file_and_read_back(tmp_path, caplog):
+    note = PlayedNote(57, 0.6, 1.0)
+    path = Preset.init().with_played_note(note).save(tmp_path / "m.vital")
+    doc = json.loads(path.read_text())
+    assert doc[PLAYED_NOTE_KEY] == {"midi_note": 57, "note_duration_s": 0.6, "duration_s": 1.0}
+    assert _vita.new_synth().load_json(path.read_text())  # a field Vital ignores
+    assert Preset.load(path).played_note == note and Preset.init().played_note is None
+    assert played_note_for(Preset.load(path)) == (note, "the note it was matched at, stored in the preset")
+    assert played_note_for(Preset.init(), note_duration_s=3.0)[0] == PlayedNote(60, 3.0, 2.0)
+    given = played_note_for(Preset.load(path), midi_note=40, note_duration_s=2.0)
+    assert given == (PlayedNote(40, 2.0, 2.0), "the note given")  # held longer: rendered whole
+    doc[PLAYED_NOTE_KEY] = {"midi_note": 300, "note_duration_s": 0.6, "duration_s": 1.0}
+    bad = tmp_path / "bad.vital"
+    bad.write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING):
+        assert Preset.load(bad).played_note is None
+    assert "not a note synthmatch wrote" in caplog.text
 
 
 def test_out_of_range_values_are_clamped_before_vita(tmp_path):

@@ -42,6 +42,7 @@ from synthmatch.defaults import DEFAULT_SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "note_name",
     "PitchEstimate",
     "NoteTiming",
     "estimate_pitch",
@@ -72,6 +73,14 @@ def hz_to_midi(f_hz: float) -> float:
 
 def midi_to_hz(midi: float) -> float:
     return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+
+
+_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(midi_note: int) -> str:
+    """MIDI note name, MIDI 60 = C4 (Vital's and most DAWs' octave numbering): 57 -> "A3"."""
+    return f"{_NOTE_NAMES[midi_note % 12]}{midi_note // 12 - 1}"
 
 
 @dataclass(frozen=True)

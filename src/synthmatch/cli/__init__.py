@@ -4,6 +4,9 @@ One module per stage group, in the pipeline's order (synth, datagen, training, i
 Each subcommand is a pair: `add_<name>(parser)` declares its flags (names kept from the seed
 document: --tier, -n, --workers, --refine-evals, ...), `run_<name>(args)` builds the stage's config and
 calls the documented function. Heavy modules are imported inside `run_*` so `--help` stays fast.
+
+`-v`/`-q` go before or after the subcommand (`synthmatch -v infer ...`, `synthmatch infer -v ...`), and
+log lines are written above any progress bar, never through it.
 """
 
 from __future__ import annotations
@@ -103,20 +106,42 @@ _COMMANDS: list[tuple[str, Callable, Callable, str]] = [
 ]
 
 
+def _logging_flags(p: argparse.ArgumentParser, dest_prefix: str = "") -> None:
+    """-v/-q. After the subcommand they count in their own attributes, so that the subcommand's defaults
+    do not clobber what was given before it (`verbosity` adds both up)."""
+    p.add_argument(
+        "-v",
+        "--verbose",
+        dest=f"{dest_prefix}verbose",
+        action="count",
+        default=0,
+        help="more logging (-vv for debug)",
+    )
+    p.add_argument(
+        "-q", "--quiet", dest=f"{dest_prefix}quiet", action="store_true", help="only warnings and errors"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synthmatch",
         description="Turn a one-shot sound into a Vital preset: generate data, train, match, evaluate.",
     )
     parser.add_argument("--version", action="version", version=f"synthmatch {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    _logging_flags(parser)
+    common = argparse.ArgumentParser(add_help=False)
+    _logging_flags(common, dest_prefix="sub_")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, add, run, help_text in _COMMANDS:
-        p = sub.add_parser(name, help=help_text, description=(run.__doc__ or help_text))
+        p = sub.add_parser(name, help=help_text, description=(run.__doc__ or help_text), parents=[common])
         add(p)
         p.set_defaults(_run=run)
     return parser
+
+
+def verbosity(args: argparse.Namespace) -> tuple[int, bool]:
+    """(-v count, -q) of parsed arguments, given before the subcommand, after it, or both."""
+    return args.verbose + getattr(args, "sub_verbose", 0), args.quiet or getattr(args, "sub_quiet", False)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -134,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    _setup_logging(args.verbose, args.quiet)
+    _setup_logging(*verbosity(args))
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        return int(args._run(args) or 0)
+        with logging_redirect_tqdm():  # a log line clears the progress bars, then they are redrawn
+            return int(args._run(args) or 0)
     except SynthmatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

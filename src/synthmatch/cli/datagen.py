@@ -67,7 +67,7 @@ def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, required=True, help="generator indices of the whole dataset (all shards)")
     flags.tier(p, "parameter tier", default=DATASET_TIER)
     flags.workers(p, "worker processes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     p.add_argument(
         "--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help=f"Hz (default {DEFAULT_SAMPLE_RATE})"
     )
@@ -81,7 +81,8 @@ def add_generate(p: argparse.ArgumentParser) -> None:
         type=Path,
         action="append",
         metavar="DIR",
-        help="breed a share of the examples from the .vital presets here (repeatable)",
+        help="breed a share of the examples from the .vital presets here (repeatable; default: none, "
+        "every example sampled)",
     )
     p.add_argument(
         "--community-share", type=float, default=0.3, help="share of bred examples (default %(default)s)"
@@ -94,7 +95,12 @@ def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shard", type=_shard, default=(0, 1), metavar="i/N", help="render shard i of N (default 0/1)"
     )
-    p.add_argument("--audio-dtype", choices=("int16", "float16"), default="int16")
+    p.add_argument(
+        "--audio-dtype",
+        choices=("int16", "float16"),
+        default="int16",
+        help="how audio is stored (default %(default)s)",
+    )
     p.add_argument("--stereo", action="store_true", help="store stereo audio (default mono)")
     p.add_argument(
         "--silence-db",
@@ -103,7 +109,10 @@ def add_generate(p: argparse.ArgumentParser) -> None:
         help="reject renders quieter than this RMS (dBFS, default -60)",
     )
     p.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per example before its worker is replaced"
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds per example before its worker is replaced (default %(default)s)",
     )
     p.add_argument(
         "--part-size", type=int, default=256, help="examples per resumable part (default %(default)s)"
@@ -165,8 +174,15 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def add_inspect(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, help="dataset .h5 file")
-    p.add_argument("--sample", type=int, metavar="IDX", help="describe example IDX")
-    p.add_argument("--wav", type=Path, metavar="PATH", help="with --sample: write its audio to this WAV file")
+    p.add_argument(
+        "--sample", type=int, metavar="IDX", help="describe example IDX (default: summarise the dataset)"
+    )
+    p.add_argument(
+        "--wav",
+        type=Path,
+        metavar="PATH",
+        help="with --sample: write its audio to this WAV file (default: no WAV)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -181,8 +197,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     """Read Vital presets (.vital files, folders searched recursively), render each at the requested
     notes and write them as dataset rows (source "community") in the same schema as `generate`.
 
-    Exit status: 0 when every preset was ingested, 1 when any file or row was skipped (each skip is
-    a warning line naming the file and the reason, and is listed in the summary), 2 on an error.
+    Exit status: 0 when every preset was ingested or left out by design (the evaluation presets, and
+    those split.json declares unusable as one-note targets), 1 when any other file or row was skipped
+    (each skip is a warning line naming the file and the reason, and is listed in the summary), 2 on an
+    error.
     """
     from synthmatch.datagen.ingest import IngestConfig, ingest
 
@@ -269,4 +287,6 @@ def add_preview(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--export-dir", type=Path, default=Path("."), help="where `w` writes WAV files (default %(default)s)"
     )
-    p.add_argument("--page-size", type=int, default=200, help="table rows read at a time")
+    p.add_argument(
+        "--page-size", type=int, default=200, help="table rows read at a time (default %(default)s)"
+    )

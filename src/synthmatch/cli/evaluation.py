@@ -68,7 +68,8 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--audio-dir",
         type=Path,
-        help="folder of audio files: the audio test set (a `synthmatch devset` folder brings known notes)",
+        help="folder of audio files: the audio test set (a `synthmatch devset` folder brings known notes; "
+        "default: none)",
     )
     p.add_argument(
         "--max-seconds",
@@ -88,7 +89,10 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         help="comma-separated subset of init,random,nn,model,cmaes,model_cmaes,random_search,candidates (default: all)",
     )
     p.add_argument(
-        "--train-data", type=Path, metavar="FILE.h5", help="training dataset for the nearest-neighbour method"
+        "--train-data",
+        type=Path,
+        metavar="FILE.h5",
+        help="training dataset for the nearest-neighbour method (default: none, nn skipped)",
     )
     p.add_argument(
         "-o",
@@ -152,5 +156,5 @@ def add_devset(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, default=30, help="in_domain targets (default %(default)s)")
     p.add_argument("--both", action="store_true", help="soundfont: every instrument from both soundfonts")
     flags.tier(p, "in_domain presets' tier", default=SEARCH_TIER)
-    p.add_argument("--limit", type=int, help="at most this many files (a quick check)")
+    p.add_argument("--limit", type=int, help="at most this many files (a quick check; default: no limit)")
     p.add_argument("--overwrite", action="store_true", help="make every file anew")

@@ -7,9 +7,13 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synthmatch.cli import flags
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from synthmatch.inference.pipeline import MatchResult
 
 log = logging.getLogger("synthmatch")
 
@@ -21,9 +25,15 @@ def run_infer(args: argparse.Namespace) -> int:
     from a model's prediction (-c CKPT, or the bundled default model) or a preset (--start init |
     PRESET.vital), optionally refines with CMA-ES against the real synth (--refine), and writes the .vital
     preset, plus the match's WAV and a spectrogram PNG (--render) and a Markdown tutorial (--tutorial).
-    Exit status: 0 when every input matched, 1 when some inputs of a folder failed, 2 on an error.
+    Each input's line is printed as soon as it is done (with --json, a failing input's line goes to
+    stderr and the list is printed at the end). Ctrl-C during a refinement keeps the best match found so
+    far: it is finished, written and reported, and the run stops there (a second Ctrl-C stops at once).
+    Exit status: 0 when every input matched, 1 when some inputs of a folder failed, 2 on an error, 130
+    when interrupted.
     """
-    from synthmatch.inference.pipeline import InferConfig, run_infer
+    from tqdm import tqdm
+
+    from synthmatch.inference.pipeline import InferConfig, MatchInterrupted, run_infer
 
     cfg = InferConfig(
         inputs=tuple(args.input),
@@ -50,35 +60,65 @@ def run_infer(args: argparse.Namespace) -> int:
         discrete=args.discrete,
         index=args.index,
     )
-    results = run_infer(cfg)
+
+    def show(r: MatchResult) -> None:
+        if args.json and not r.error:
+            return  # in the list at the end
+        out = sys.stderr if args.json else sys.stdout
+        # above the progress bar (tqdm.write clears and redraws it), flushed: a pipe sees it now too
+        tqdm.write(_result_line(r), file=out)
+        out.flush()
+
+    stopped: MatchResult | None = None
+    try:
+        results = run_infer(cfg, on_result=show)
+    except MatchInterrupted as stop:
+        results, stopped = stop.results, stop.result
     if args.json:
         json.dump([r.summary() for r in results], sys.stdout, indent=1)
         print()
-    else:
-        for r in results:
-            if r.error:
-                print(f"{r.input}: error: {r.error}")
-                continue
-            info = r.info
-            loss = ""
-            if "match_distance" in info:
-                loss += f", distance {info['match_distance']:.3f}"
-            ref = info.get("refine") or {}
-            if ref and not ref.get("skipped"):
-                loss += f" (refined: {ref['n_evals']} evals)"
-            if info.get("fallback"):
-                loss += " [fell back to Vital's init preset: the start was silent]"
-            others = info.get("candidates") or []
-            if len(others) > 1:
-                loss += "; other candidates: " + ", ".join(f"{c['distance']:.3f}" for c in others[1:])
-            paths = list(r.outputs.values())
-            outputs = f"{paths[0].with_suffix('')}.{{{','.join(p.suffix[1:] for p in paths)}}}"
+    elif len(results) > 1 and stopped is None:
+        print(f"matched {sum(not r.error for r in results)} of {len(results)} files into {args.output}")
+    if stopped is not None:
+        if stopped.error:
+            print(f"interrupted: {stopped.input} was not written", file=sys.stderr)
+        else:
+            renders = stopped.info.get("renders", "?")
             print(
-                f"{r.input}: MIDI {info.get('midi_note')}{loss} -> {outputs if len(paths) > 1 else paths[0]}"
+                f"interrupted: kept the best match so far ({renders} of {cfg.refine_evals} renders) "
+                f"-> {stopped.preset_path}",
+                file=sys.stderr,
             )
-        if len(results) > 1:
-            print(f"matched {sum(not r.error for r in results)} of {len(results)} files into {args.output}")
+        return 130
     return 1 if any(r.error for r in results) else 0
+
+
+def _result_line(r: MatchResult) -> str:
+    """One input's line: its note, distance, refinement and files, or its error."""
+    if r.error:
+        # the error names the file already (most do): said once
+        return f"{r.input}: error: {r.error.removeprefix(f'{r.input}: ')}"
+    from synthmatch.audio.pitch import note_name
+    from synthmatch.audio.verdict import verdict
+
+    info = r.info
+    midi = info.get("midi_note")
+    line = f"{r.input}: MIDI {midi}" + (f" ({note_name(midi)})" if isinstance(midi, int) else "")
+    if "match_distance" in info:  # measured on a fresh render of the exported preset
+        line += f", {verdict(info['match_distance']).text}"
+    ref = info.get("refine") or {}
+    if ref and not ref.get("skipped"):
+        line += f" (refined: {ref['n_evals']} renders{', interrupted' if r.interrupted else ''})"
+    if info.get("fallback"):
+        line += " [fell back to Vital's init preset: the start was silent]"
+    others = info.get("candidates") or []
+    if len(others) > 1:
+        line += "; other candidates: " + ", ".join(
+            f"{verdict(c['distance']).similarity}/100" for c in others[1:]
+        )
+    paths = list(r.outputs.values())
+    outputs = f"{paths[0].with_suffix('')}.{{{','.join(p.suffix[1:] for p in paths)}}}"
+    return f"{line} -> {outputs if len(paths) > 1 else paths[0]}"
 
 
 def _kinds(text: str) -> tuple[str, ...]:
@@ -99,7 +139,9 @@ def add_infer(p: argparse.ArgumentParser) -> None:
     )
     flags.checkpoint(p, "model checkpoint to predict the starting preset")
     p.add_argument(
-        "--start", help="start from 'init' (Vital's init preset) or a .vital preset instead of a model"
+        "--start",
+        help="start from 'init' (Vital's init preset) or a .vital preset instead of a model "
+        "(default: the model; Vital's init preset without one)",
     )
     flags.search_tier(p, "parameter space refined without a model")
     p.add_argument("--midi-note", type=int, help="MIDI note of the target (default: estimated)")
@@ -164,7 +206,7 @@ def add_infer(p: argparse.ArgumentParser) -> None:
         help=f"render rate in Hz (default: the model's, else {DEFAULT_SAMPLE_RATE})",
     )
     flags.workers(p)
-    p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
+    p.add_argument("--seed", type=int, default=0, help="CMA-ES seed (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
 

@@ -54,29 +54,44 @@ def run_params(args: argparse.Namespace) -> int:
 
 
 def add_params(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tier", type=int, choices=TIERS, help="only the controls of this tier")
+    p.add_argument(
+        "--tier", type=int, choices=TIERS, help="only the controls of this tier (default: every control)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--all", action="store_true", help="with --tier: also list controls outside it")
 
 
 def run_render(args: argparse.Namespace) -> int:
     from synthmatch.audio.io import write_wav
-    from synthmatch.synth.presets import Preset
+    from synthmatch.inference.tutorial import note_name
+    from synthmatch.synth.presets import Preset, played_note_for
     from synthmatch.synth.render import Renderer
 
     preset = Preset.init() if args.preset == "init" else Preset.load(args.preset)
+    note, why = played_note_for(preset, args.midi_note, args.note_duration, args.duration)
     with Renderer(sample_rate=args.sample_rate, n_threads=1) as r:
-        audio = r.render(preset, args.midi_note, args.note_duration, args.duration, stereo=args.stereo)
+        audio = r.render(preset, note.midi_note, note.note_duration_s, note.duration_s, stereo=args.stereo)
     write_wav(args.output, audio, args.sample_rate)
-    print(f"wrote {args.output} ({args.duration:g} s, note {args.midi_note}, {args.sample_rate} Hz)")
+    print(
+        f"wrote {args.output}: MIDI note {note.midi_note} ({note_name(note.midi_note)}, {why}), key held "
+        f"{note.note_duration_s:g} s of {note.duration_s:g} s, {args.sample_rate} Hz"
+    )
     return 0
 
 
 def add_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("preset", help="a .vital file, or 'init' for Vital's init preset")
     p.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
-    p.add_argument("--midi-note", type=int, default=60)
-    p.add_argument("--note-duration", type=float, default=1.5, help="seconds the key is held")
-    p.add_argument("--duration", type=float, default=2.0, help="seconds rendered")
-    p.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE)
+    p.add_argument(
+        "--midi-note",
+        type=int,
+        help="note to play (default: the note `infer` matched the preset at, stored in it; else 60 = C4)",
+    )
+    p.add_argument(
+        "--note-duration",
+        type=float,
+        help="seconds the key is held (default: the stored key time, else 1.5)",
+    )
+    p.add_argument("--duration", type=float, help="seconds rendered (default: the stored length, else 2)")
+    p.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="Hz (default %(default)s)")
     p.add_argument("--stereo", action="store_true")

@@ -26,6 +26,9 @@ counted) is shared by successive halving:
 4. the candidates are ranked by their distance on the final user render, and candidates that sound the
    same (their renders closer than SAME_SOUND to each other: two fresh renders of one preset differ by
    about that much) count once.
+
+Ctrl-C during the rounds (under `refine.keep_best_on_interrupt`) ends them: every search set up is
+finished with its best so far (steps 3 and 4), and `info["interrupted"]` says so.
 """
 
 from __future__ import annotations
@@ -40,7 +43,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthmatch.inference.match import POST_RENDERS, Match, MatchSteps, MatchTarget, finish_match
-from synthmatch.inference.refine import FAILED_LOSS, MIN_TEMPLATE_EVALS, RefineConfig, searcher
+from synthmatch.inference.refine import (
+    FAILED_LOSS,
+    MIN_TEMPLATE_EVALS,
+    RefineConfig,
+    StopReason,
+    search_interrupted,
+    searcher,
+    stop_on_interrupt,
+)
 from synthmatch.synth.audibility import Audibility
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Preset
@@ -156,7 +167,8 @@ def alternative_starts(
             Start(
                 preset.with_values({name: spec.raw_of_index(alt)}),
                 "alternative",
-                f"the model's prediction with {name} = {label} (its second choice, {ratio:.2f}x as likely)",
+                f"the model's prediction with {spec.display_name} = {label} "
+                f"(its second choice, {ratio:.2f}x as likely)",
                 probabilities,
             )
         )
@@ -272,26 +284,34 @@ def match_candidates(
     alive = list(chosen)
     rounds = int(math.ceil(math.log2(len(alive)))) + 1 if len(alive) > 1 else 1
     rounds_info = []
-    for r in range(rounds):
-        left = budget - spent() - reserve
-        if left <= 0 or not any(searches[i].searching for i in alive):
-            break
-        last = r == rounds - 1 or len(alive) == 1
-        share = left if last else left // (rounds - r)
-        per = share // len(alive)
-        for i in alive:
-            s = searches[i]
-            # a hard cap: the last generation of a share is cut to it (the last searcher: to what is left)
-            allowed = max(0, budget - spent() - reserve) if last else min(per, budget - spent() - reserve)
-            if not last and s.popsize:  # whole generations, so that each is told to the optimizer
-                allowed = (allowed // s.popsize) * s.popsize
-            s.budget = s.n_evals + max(0, allowed)
-            if allowed > 0:
-                s.step(allowed)
-            report(min(searches[j].best_loss for j in chosen))
-        rounds_info.append({"searching": [starts[i].label for i in alive], "each": per})
-        alive = sorted(alive, key=lambda i: (searches[i].best_loss, i))[: max(1, math.ceil(len(alive) / 2))]
+    with stop_on_interrupt():  # Ctrl-C (under keep_best_on_interrupt): the rounds end, every best kept
+        for r in range(rounds):
+            left = budget - spent() - reserve
+            if left <= 0 or not any(searches[i].searching for i in alive):
+                break
+            last = r == rounds - 1 or len(alive) == 1
+            share = left if last else left // (rounds - r)
+            per = share // len(alive)
+            for i in alive:
+                s = searches[i]
+                # a hard cap: the last generation of a share is cut to it (the last searcher: to what is left)
+                allowed = max(0, budget - spent() - reserve) if last else min(per, budget - spent() - reserve)
+                if not last and s.popsize:  # whole generations, so that each is told to the optimizer
+                    allowed = (allowed // s.popsize) * s.popsize
+                s.budget = s.n_evals + max(0, allowed)
+                if allowed > 0:
+                    s.step(allowed)
+                report(min(searches[j].best_loss for j in chosen))
+            rounds_info.append({"searching": [starts[i].label for i in alive], "each": per})
+            alive = sorted(alive, key=lambda i: (searches[i].best_loss, i))[
+                : max(1, math.ceil(len(alive) / 2))
+            ]
     info["rounds"] = rounds_info
+    if search_interrupted():
+        info["interrupted"] = True
+        for i in chosen:  # those Ctrl-C cut between their steps too
+            if searches[i].searching:
+                searches[i].stop_reason = StopReason.INTERRUPTED
     # 3. finish each search, then the finishing steps (the best with the full level steps)
     finished = []
     for i in sorted(chosen, key=lambda i: (searches[i].best_loss, i)):

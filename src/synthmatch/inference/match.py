@@ -13,6 +13,9 @@ Steps (every render counted in `Match.renders`; with refinement they fit in `Ref
    and corrected once more, and the level is matched to the target's (`calibrate.match_level`);
 4. the final user render, in stereo, is the match's audio, and its distance to the target
    (`audio.distances.match_distance`) is the match's score: the sound the user gets, over the whole note.
+
+A search that Ctrl-C stopped (`refine.keep_best_on_interrupt`) goes through steps 2-4 all the same: the
+match is its best so far, finished (a fallback then refines no more).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from synthmatch.inference.calibrate import (
     volume_db,
     with_volume_db,
 )
+from synthmatch.inference.refine import search_interrupted
 from synthmatch.inference.scoring import Scorer, rms_db
 from synthmatch.synth.presets import Preset
 
@@ -296,8 +300,9 @@ def match_preset(
             target,
             renderer,
             # the budget covers both attempts: the fallback refines with what is left, if that is enough
+            # (and not after Ctrl-C stopped the first search: it keeps what init gives)
             refine=replace(refine, max_evals=left)
-            if refine is not None and left >= POST_RENDERS + 6
+            if refine is not None and left >= POST_RENDERS + 6 and not search_interrupted()
             else None,
             progress=progress,
             callback=callback,

@@ -10,11 +10,18 @@ model, matching starts from Vital's init preset and says so.
 
 One failing input never stops a folder run: its result carries the error, the others go on, and the
 exit status says something failed. Outputs of an input are written only once all of them are ready.
+Each result is handed to `run_infer(on_result=...)` as soon as its input is done.
+
+Ctrl-C during a refinement stops that search only (`refine.keep_best_on_interrupt`): the match is
+finished from its best so far and written, and then `run_infer` stops the run with `MatchInterrupted`
+(a KeyboardInterrupt carrying the results so far). A second Ctrl-C, or one outside a search, stops at
+once, writing nothing more.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -42,14 +49,16 @@ from synthmatch.inference.export import (
     refuse_existing,
     write_match,
 )
-from synthmatch.inference.refine import RefineConfig
+from synthmatch.inference.refine import RefineConfig, keep_best_on_interrupt
 from synthmatch.inference.target import MIN_SAMPLES, Target, load_target
 from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset
 
 if TYPE_CHECKING:
+    from synthmatch.audio.verdict import Verdict
     from synthmatch.inference.match import Match, MatchSteps
     from synthmatch.inference.predict import Predictor
+    from synthmatch.inference.refine import RefineResult
     from synthmatch.inference.retrieval import RetrievalIndex
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "InferConfig",
     "MatchResult",
+    "MatchInterrupted",
     "StartPoint",
     "Starter",
     "ModelChoice",
@@ -214,6 +224,18 @@ class ModelChoice:
     def without_model(cls, tier: int | None) -> ModelChoice:
         return cls(None, None, int(tier or SEARCH_TIER), DEFAULT_SAMPLE_RATE)
 
+    @property
+    def description(self) -> str:
+        """The model as outputs name it: its file name, never a path of this machine."""
+        from synthmatch.inference.predict import default_model_path
+
+        if self.path is None:
+            return "no model"
+        default = default_model_path()
+        if default is not None and self.path.resolve() == default.resolve():
+            return f"the bundled default model (tier {self.tier})"
+        return f"model {self.path.name} (tier {self.tier})"
+
 
 def choose_model(checkpoint: Path | None, tier: int | None, conflict_hint: str) -> ModelChoice:
     """The model at `checkpoint`, else the bundled default model, else none (`infer`, `eval`, the demo).
@@ -255,7 +277,7 @@ class Starter:
                 log.info("no model given (-c) and none bundled: starting from Vital's init preset")
                 self.preset, self.description, self.source = Preset.init(), "Vital's init preset", "init"
             else:
-                self.description, self.source = f"model {model.path} (tier {model.tier})", "model"
+                self.description, self.source = model.description, "model"
         self.sample_rate = int(cfg.sample_rate or sample_rate)
         self.model_window_s: float | None = None
         self.min_samples = MIN_SAMPLES
@@ -339,20 +361,23 @@ def _start_preset(start: str) -> tuple[Preset, str, str]:
     path = Path(start)
     if path.suffix.lower() != ".vital" and not path.exists():
         raise ConfigError(f"--start must be 'init' or a .vital file, got {start!r}")
-    return Preset.load(path), f"preset {path}", "preset"
+    return Preset.load(path), f"preset {path.name}", "preset"  # the name: no path of this machine
 
 
 # ---------------------------------------------------------------------------------------------------
 # results
 @dataclass
 class MatchResult:
-    """What one input produced (paths of the files written, or the error)."""
+    """What one input produced (paths of the files written, or the error).
+
+    `interrupted`: Ctrl-C stopped its refinement; the files written are its best match so far."""
 
     input: Path
     outputs: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
     info: dict = field(default_factory=dict)
+    interrupted: bool = False
 
     @property
     def preset_path(self) -> Path | None:
@@ -370,8 +395,22 @@ class MatchResult:
             "outputs": {k: str(v) for k, v in self.outputs.items()},
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            **({"interrupted": True} if self.interrupted else {}),
             **self.info,
         }
+
+
+class MatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a refinement of `run_infer`: that input's best match so far was finished and
+    written (`result`, the last of `results`); the inputs after it were not matched."""
+
+    def __init__(self, results: list[MatchResult]):
+        super().__init__("interrupted")
+        self.results = results
+
+    @property
+    def result(self) -> MatchResult:
+        return self.results[-1]
 
 
 def resolve_inputs(inputs: tuple[Path, ...]) -> list[Path]:
@@ -495,7 +534,8 @@ def match_target(
         )
         ranked = [(c.match, c.start.label, c.start.source) for c in result.candidates]
         info["candidates"] = [
-            {"rank": r + 1, **c.as_dict(trim=True)} for r, c in enumerate(result.candidates)
+            {"rank": r + 1, **c.as_dict(trim=True), **_similarity(c.match.distance)}
+            for r, c in enumerate(result.candidates)
         ]
         info["candidate_search"] = result.info
         spent = result.renders
@@ -522,6 +562,11 @@ def match_target(
     best = ranked[0][0]
     info.update(best.as_dict(trim=True))
     info["match_distance"] = round(float(best.distance), 5)
+    score = _verdict(best.distance)
+    if score is not None:
+        info["verdict"] = score.as_dict()
+    source, description = _match_start(best, ranked[0][2], ranked[0][1])
+    info["match_start"] = {"source": source, "description": description}  # where the written match began
     if several:
         info["renders"] = result.renders if info["candidates"] else best.renders  # (a fallback's: both)
     files = None
@@ -546,22 +591,28 @@ def _match_files(
     rank: int,
     n_ranked: int,
 ) -> MatchFiles:
-    """The files of one match: the preset with its name and comments, its WAV and PNG, its tutorial."""
-    fallback = match.fallback
-    start_text = "Vital's init preset (fallback: the start was silent)" if fallback else start_description
+    """The files of one match: the preset with its name, comments and note, its WAV and PNG, its tutorial.
+
+    Nothing in them names a path of this machine: the target, the start and the model by file name."""
+    from synthmatch.inference.tutorial import note_name
+    from synthmatch.synth.presets import PlayedNote
+
+    start_source, start_text = _match_start(match, start_source, start_description)
     name = f"synthmatch {target.path.stem}" + (f" ({rank} of {n_ranked})" if rank > 1 else "")
     ranked_text = f" Candidate {rank} of {n_ranked}, ranked by distance." if n_ranked > 1 else ""
+    score = _verdict(match.distance)
+    score_text = score.text if score is not None else "silent: no distance"
     preset = match.preset.with_meta(
         preset_name=name,
         author="synthmatch",
-        comments=f"Matched to {target.path.name} (MIDI note {midi}) from {start_text}.{ranked_text}",
-    )
+        comments=f"Matched to {target.path.name} at MIDI note {midi} ({note_name(midi)}), key held "
+        f"{note_s:.2f} s of {target.duration_s:.2f} s, from {start_text}; {score_text}.{ranked_text}",
+    ).with_played_note(PlayedNote(midi, float(note_s), float(target.duration_s)))
     files = MatchFiles(preset=preset, sample_rate=target.sample_rate)
-    distance = match.distance
     facts = [f"Matched to: {target.path.name}", f"Started from: {start_text}"]
     if n_ranked > 1:
         facts.append(f"Candidate {rank} of {n_ranked} (ranked by distance to the target)")
-    facts.append(f"Distance to the target (multi-scale log-mel L1, equal loudness): {distance:.3f}")
+    facts.append(f"Distance to the target: {score_text} (multi-scale log-mel L1 at equal loudness)")
     if cfg.render:
         from synthmatch.inference.compare import comparison_png
 
@@ -570,18 +621,15 @@ def _match_files(
             target.audio,
             match.audio,
             target.sample_rate,
-            title=f"{target.path.name}: MIDI {midi}, distance {distance:.3f}",
-            match_label=f"match ({'init' if fallback else start_source} start{', refined' if cfg.refine else ''})",
+            title=f"{target.path.name}: MIDI {midi} ({note_name(midi)}), {score_text}",
+            match_label=f"match ({start_source} start{', refined' if cfg.refine else ''})",
         )
     refined = match.steps.refine
     if refined is not None and not refined.skipped:
-        facts.append(
-            f"CMA-ES refinement: loss {refined.initial_loss:.3f} -> {refined.final_loss:.3f} in "
-            f"{refined.n_evals} evaluations over {refined.n_params} parameters"
-        )
+        facts.append(_refinement_fact(refined))
         changed = refined.info.get("discrete_changed") or {}
         for control, (old, new) in changed.items():
-            facts.append(f"Changed by the search: {control} from {old:g} to {new:g}")
+            facts.append(_changed_fact(control, old, new))
     facts += _level_and_template_facts(match.steps)
     if cfg.tutorial:
         from synthmatch.inference.tutorial import tutorial_markdown
@@ -595,6 +643,51 @@ def _match_files(
             facts=facts,
         )
     return files
+
+
+def _match_start(match: Match, source: str, description: str) -> tuple[str, str]:
+    """(source, description) of where a match began: its start, or Vital's init preset after a fallback."""
+    if match.fallback is not None:
+        return "init", "Vital's init preset (fallback: the start was silent)"
+    return source, description
+
+
+def _verdict(distance: float) -> Verdict | None:
+    """The similarity and word of a match's distance (None for a silent match's infinite one)."""
+    from synthmatch.audio.verdict import verdict
+
+    return verdict(distance) if math.isfinite(distance) and distance >= 0 else None
+
+
+def _similarity(distance: float) -> dict[str, Any]:
+    """A candidate's similarity and verdict word, for its --json record."""
+    score = _verdict(distance)
+    return {"similarity": score.similarity, "verdict": score.word} if score is not None else {}
+
+
+def _refinement_fact(refined: RefineResult) -> str:
+    """The refinement's line of the tutorial: its losses only when both are real (a start that did not
+    render scores the failure sentinel FAILED_LOSS, which is no loss to show)."""
+    from synthmatch.inference.scoring import FAILED_LOSS
+
+    work = f"{refined.n_evals} evaluations over {refined.n_params} parameters"
+    losses = (refined.initial_loss, refined.final_loss)
+    if all(math.isfinite(v) and v < FAILED_LOSS for v in losses):
+        return f"CMA-ES refinement: loss {losses[0]:.3f} -> {losses[1]:.3f} in {work}"
+    return f"CMA-ES refinement: {work}"
+
+
+def _changed_fact(control: str, old: float, new: float) -> str:
+    """A discrete control the search changed, as Vital names and shows it."""
+    from synthmatch.synth.display import display_name, display_text
+    from synthmatch.synth.params import param_space
+
+    if control not in param_space():
+        return f"Changed by the search: {control}"
+    return (
+        f"Changed by the search: {display_name(control)} from {display_text(control, old)} "
+        f"to {display_text(control, new)}"
+    )
 
 
 def _level_and_template_facts(steps: MatchSteps) -> list[str]:
@@ -628,10 +721,17 @@ def _pitch_at(midi_note: int) -> PitchEstimate:
     return PitchEstimate(midi_to_hz(midi_note), float(midi_note), int(midi_note), 1.0, True)
 
 
-def run_infer(cfg: InferConfig) -> list[MatchResult]:
-    """Match every input; one result per input file (errors included, never raised per file).
+def run_infer(cfg: InferConfig, on_result: Callable[[MatchResult], None] | None = None) -> list[MatchResult]:
+    """Match every input; one result per input file (errors included, never raised per file, nor logged:
+    the caller reports them).
 
     With a single input its error is raised instead (a SynthmatchError the CLI prints in one line).
+
+    Args:
+        cfg: the inputs, outputs and settings.
+        on_result: called with each input's result as soon as it is done (its files written).
+    Raises:
+        MatchInterrupted: Ctrl-C stopped a refinement; that input's best match so far was written.
     """
     from tqdm import tqdm
 
@@ -657,8 +757,11 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
         )  # before any work
     starter = Starter(cfg)
     results: list[MatchResult] = []
-    with Renderer(sample_rate=starter.sample_rate, n_threads=cfg.workers) as renderer:
-        bar = tqdm(files, desc="matching", unit="file", disable=single or not cfg.progress)
+    with (
+        Renderer(sample_rate=starter.sample_rate, n_threads=cfg.workers) as renderer,
+        keep_best_on_interrupt() as guard,
+        tqdm(files, desc="matching", unit="file", disable=single or not cfg.progress) as bar,
+    ):
         for path in bar:
             t0 = time.perf_counter()
             result = MatchResult(input=path)
@@ -674,12 +777,16 @@ def run_infer(cfg: InferConfig) -> list[MatchResult]:
                 result.error = str(exc)
                 if single:
                     raise
-                log.error("%s", exc)
             except Exception as exc:  # an unexpected failure of one file must not stop a folder run
                 if single:
                     raise
                 result.error = f"{path}: {type(exc).__name__}: {exc}"
-                log.error("%s", result.error, exc_info=log.isEnabledFor(logging.DEBUG))
+                log.debug("%s", result.error, exc_info=True)  # the traceback, with -vv
             result.seconds = time.perf_counter() - t0
+            result.interrupted = guard.interrupted
             results.append(result)
+            if on_result is not None:
+                on_result(result)
+            if guard.interrupted:
+                raise MatchInterrupted(results)
     return results

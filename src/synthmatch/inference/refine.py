@@ -29,6 +29,11 @@ Steps, every render counted against `max_evals`:
    restored, each on a fresh Synth, `verify_renders` each) and keeps the start unless the best is better
    there too: the result is never worse than the aligned start in the sound the user gets.
 
+Ctrl-C: within `keep_best_on_interrupt()` (what `infer` runs under), a KeyboardInterrupt during the
+CMA-ES search stops it there (`StopReason.INTERRUPTED`) and the refinement finishes with its best so far
+(steps 4 and 5), so the caller can write that match; a second Ctrl-C raises as usual. Outside it, Ctrl-C
+raises wherever it lands.
+
 The objective (`scoring.Scorer`) is the multi-scale log-mel L1 at equal loudness that evaluation reports
 as `mel_l1`. While searching every candidate has its random phases at 0 and renders on the renderer's
 long-lived, flushed Synths (`synth.render`): repeatable to the noise measured in benchmarks/refine.py.
@@ -39,7 +44,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
@@ -72,6 +79,10 @@ log = logging.getLogger(__name__)
 __all__ = [
     "RefineConfig",
     "RefineResult",
+    "InterruptGuard",
+    "keep_best_on_interrupt",
+    "stop_on_interrupt",
+    "search_interrupted",
     "SearchSpace",
     "StopReason",
     "search_space",
@@ -170,6 +181,53 @@ class StopReason(str, Enum):
     CONVERGED = "converged"
     NOTHING_TO_SEARCH = "nothing to search"  # no audible control in the start
     SILENT_START = "start is silent"
+    INTERRUPTED = "interrupted"  # Ctrl-C, under `keep_best_on_interrupt`: the best so far was kept
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ctrl-C: stop the search, keep its best so far
+@dataclass
+class InterruptGuard:
+    """Whether Ctrl-C stopped a search under `keep_best_on_interrupt`."""
+
+    interrupted: bool = False
+
+
+_GUARD: ContextVar[InterruptGuard | None] = ContextVar("synthmatch_interrupt_guard", default=None)
+
+
+@contextmanager
+def keep_best_on_interrupt() -> Iterator[InterruptGuard]:
+    """Within it, the first Ctrl-C (KeyboardInterrupt) during a refinement's search stops that search
+    instead of raising: it finishes with its best so far (`StopReason.INTERRUPTED`), later searches do not
+    start (their refinements keep what their start gives), and `guard.interrupted` tells the caller to
+    write what it got and stop. A second Ctrl-C raises wherever it lands."""
+    guard = InterruptGuard()
+    token = _GUARD.set(guard)
+    try:
+        yield guard
+    finally:
+        _GUARD.reset(token)
+
+
+def search_interrupted() -> bool:
+    """True once Ctrl-C has stopped a search under the current `keep_best_on_interrupt`."""
+    guard = _GUARD.get()
+    return guard is not None and guard.interrupted
+
+
+@contextmanager
+def stop_on_interrupt() -> Iterator[None]:
+    """Around a search loop: the first Ctrl-C under `keep_best_on_interrupt` ends the block (and marks the
+    guard) instead of raising; without the guard, or at a second Ctrl-C, it raises."""
+    guard = _GUARD.get()
+    try:
+        yield
+    except KeyboardInterrupt:
+        if guard is None or guard.interrupted:
+            raise
+        guard.interrupted = True
+        log.debug("Ctrl-C: the search stops and keeps its best so far")
 
 
 @dataclass
@@ -206,6 +264,11 @@ class RefineResult:
     @property
     def evals_per_s(self) -> float | None:
         return round(self.n_evals / self.elapsed_s, 3) if self.elapsed_s > 0 else None
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C stopped the search (`keep_best_on_interrupt`): the result is its best so far."""
+        return self.stop_reason is StopReason.INTERRUPTED
 
     @property
     def start_was_audible(self) -> bool:
@@ -556,6 +619,12 @@ class _Search:
             popsize = cfg.popsize or (4 + int(3 * math.log(max(size, 2))))
             self.popsize = int(math.ceil(popsize / n_threads) * n_threads)
             self.optimizer = _optimizer(self.best.x, space, self.discrete, cfg, self.popsize, budget)
+            log.debug(
+                "refinement searches %d controls, %d candidates a generation, up to %d renders",
+                size,
+                self.popsize,
+                budget,
+            )
         self.bar = None
         if self.progress:
             from tqdm import tqdm
@@ -586,33 +655,38 @@ class _Search:
         spent0 = self.n_evals
         gen_s = 0.0
         optimizer = self.optimizer
-        while optimizer is not None and self.stop_reason is None and self.n_evals - spent0 < evals:
-            left = self.budget - self.n_evals
-            if left <= 0:
-                break  # this share is spent (`finish` records the budget as the reason)
-            if self.elapsed() + gen_s > self.cfg.timeout_s:
-                self.stop_reason = StopReason.TIMEOUT
-                break
-            if optimizer.stop():
-                self.stop_reason = StopReason.CONVERGED
-                break
-            g0 = time.perf_counter()
-            points = optimizer.ask()
-            batch = points[:left]
-            losses = self.scorer.losses([self.decode(p) for p in batch])
-            if len(batch) == len(points):
-                optimizer.tell(points, losses)
-            self._note_options(batch, losses)
-            i = int(np.argmin(losses))
-            if losses[i] < self.best_loss:
-                self.best_loss, self.best = losses[i], batch[i]
-            self._mark(self.best_loss)
-            self.generations += 1
-            gen_s = time.perf_counter() - g0
-            if self.bar is not None:
-                self.bar.update(len(batch))
-                self.bar.set_postfix(loss=f"{self.best_loss:.4f}")
-            self._report(callback, self.budget, self.initial_loss, self.best_loss)
+        if optimizer is not None and self.stop_reason is None and search_interrupted():
+            self.stop_reason = StopReason.INTERRUPTED  # Ctrl-C stopped an earlier search: none starts now
+        with stop_on_interrupt():  # Ctrl-C (under keep_best_on_interrupt) ends the loop, the best kept
+            while optimizer is not None and self.stop_reason is None and self.n_evals - spent0 < evals:
+                left = self.budget - self.n_evals
+                if left <= 0:
+                    break  # this share is spent (`finish` records the budget as the reason)
+                if self.elapsed() + gen_s > self.cfg.timeout_s:
+                    self.stop_reason = StopReason.TIMEOUT
+                    break
+                if optimizer.stop():
+                    self.stop_reason = StopReason.CONVERGED
+                    break
+                g0 = time.perf_counter()
+                points = optimizer.ask()
+                batch = points[:left]
+                losses = self.scorer.losses([self.decode(p) for p in batch])
+                if len(batch) == len(points):
+                    optimizer.tell(points, losses)
+                self._note_options(batch, losses)
+                i = int(np.argmin(losses))
+                if losses[i] < self.best_loss:
+                    self.best_loss, self.best = losses[i], batch[i]
+                self._mark(self.best_loss)
+                self.generations += 1
+                gen_s = time.perf_counter() - g0
+                if self.bar is not None:
+                    self.bar.update(len(batch))
+                    self.bar.set_postfix(loss=f"{self.best_loss:.4f}")
+                self._report(callback, self.budget, self.initial_loss, self.best_loss)
+        if search_interrupted() and optimizer is not None and self.stop_reason is None:
+            self.stop_reason = StopReason.INTERRUPTED
         return self.n_evals - spent0
 
     def _note_options(self, points: list[_Point], losses: list[float]) -> None:

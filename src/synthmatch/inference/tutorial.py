@@ -1,26 +1,54 @@
 """A Markdown guide to rebuilding a matched preset by hand in Vital.
 
-Sections: oscillators, filters, envelopes, LFOs and modulation, effects, then voice/output. Each lists only
-the settings that differ from Vital's init preset *and can be heard* (a switched-off module's settings,
-unison detune with one voice and the like are left out), in Vital's own display text and units
-("Filter 1 Cutoff: 1.24 kHz"), most important first: switches and the main controls of each module
-(pitch, level, cutoff, envelope times...) before the fine ones, then by how far the value is from init.
-The text depends only on the preset and the facts passed in: deterministic and offline.
+Sections in the order of Vital's panels: oscillators, sample, filters, envelopes, LFOs, modulation,
+effects (in the order of the effect chain, by name), voice and output; then what needs the exported file.
+Each lists only the settings that differ from Vital's init preset *and can be heard* (a switched-off
+module's settings, unison detune with one voice and the like are left out), as Vital's knobs show them
+("Filter 1 Cutoff: 1.24 kHz", no more digits than the knob has), main controls first (switches, pitch,
+level, cutoff, envelope times...) and then by how far the value is from init. Nothing is listed that a
+person cannot type or turn: curve bends are described in words, the effect chain order as effect names,
+a gain without a knob folded into Volume; differences under 1% of a knob's travel are counted, not
+listed; wavetables, LFO shapes and samples point to the exported .vital. The text depends only on the
+preset and the facts passed in: deterministic and offline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from synthmatch.audio.pitch import note_name
 from synthmatch.synth.audibility import Audibility
 from synthmatch.synth.display import display_name, display_text
+from synthmatch.synth.panel import (
+    EFFECT_CHAIN,
+    EFFECT_TITLES,
+    curve_text,
+    effect_order,
+    no_knob_reason,
+    volume_with_voice_amplitude,
+)
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Modulation, Preset
 from synthmatch.synth.wavetables import BASIC_SHAPES_POSITIONS
 
-__all__ = ["tutorial_markdown", "note_name"]
+__all__ = ["tutorial_markdown", "note_name", "SECTIONS"]
 
-_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+# the sections, in the order of Vital's panels
+SECTIONS = (
+    "Oscillators",
+    "Sample",
+    "Filters",
+    "Envelopes",
+    "LFOs",
+    "Modulation",
+    "Effects",
+    "Voice and output",
+    "From the exported .vital",
+)
+# A continuous setting moved by less than this share of its knob's travel is too little to hear or to
+# set by hand: counted, not listed (the exported .vital has it exactly).
+TINY = 0.01
+_NEVER_TINY = frozenset({"volume"})  # the level matching's result, named in the facts
 
 # Order of importance inside a module, by the control's name without its module prefix.
 _ORDER: dict[str, tuple[str, ...]] = {
@@ -83,17 +111,7 @@ _ORDER: dict[str, tuple[str, ...]] = {
         "formant_resonance",
         "formant_spread",
     ),
-    "env": (
-        "attack",
-        "decay",
-        "sustain",
-        "release",
-        "delay",
-        "hold",
-        "attack_power",
-        "decay_power",
-        "release_power",
-    ),
+    "env": ("attack", "decay", "sustain", "release", "delay", "hold"),
     "lfo": (
         "sync",
         "tempo",
@@ -120,9 +138,9 @@ _ORDER: dict[str, tuple[str, ...]] = {
     ),
     "effect": (
         "on",
+        "type",
         "dry_wet",
         "mix",
-        "type",
         "drive",
         "decay_time",
         "size",
@@ -131,25 +149,40 @@ _ORDER: dict[str, tuple[str, ...]] = {
         "frequency",
         "tempo",
         "sync",
+        "enabled_bands",
+        "attack",
+        "release",
     ),
-    "global": (
-        "voice_transpose",
-        "voice_tune",
-        "volume",
-        "voice_amplitude",
-        "stereo_mode",
-        "stereo_routing",
-        "effect_chain_order",
-    ),
+    "global": ("voice_transpose", "voice_tune", "volume", "stereo_mode", "stereo_routing"),
 }
-# effects in the order the tutorial shows them
-_EFFECTS = ("distortion", "compressor", "chorus", "flanger", "phaser", "delay", "reverb", "eq", "filter_fx")
-_EFFECT_TITLES = {"filter_fx": "Filter (effect)", "eq": "EQ"}
-
-
-def note_name(midi: int) -> str:
-    """MIDI note name with MIDI 60 = C4 ("A3" for 57)."""
-    return f"{_NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+# Settings shown together, one line per band: (module, line title, ((control, label), ...)).
+_BAND_TITLES = (("low", "Low band"), ("band", "Band (the middle one)"), ("high", "High band"))
+_GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    *(
+        (
+            "eq",
+            f"EQ {title}",
+            tuple((f"eq_{b}_{c}", c) for c in ("mode", "cutoff", "gain", "resonance")),
+        )
+        for b, title in _BAND_TITLES
+    ),
+    *(
+        (
+            "compressor",
+            f"Compressor {title}",
+            (
+                (f"compressor_{b}_gain", "gain"),
+                (f"compressor_{b}_upper_threshold", "upper threshold"),
+                (f"compressor_{b}_upper_ratio", "upper ratio"),
+                (f"compressor_{b}_lower_threshold", "lower threshold"),
+                (f"compressor_{b}_lower_ratio", "lower ratio"),
+            ),
+        )
+        for b, title in _BAND_TITLES
+    ),
+)
+_GROUP_OF = {control: i for i, (_, _, members) in enumerate(_GROUPS) for control, _ in members}
+_NONLINEAR_EFFECTS = ("distortion", "compressor")  # their sound depends on the level reaching them
 
 
 def _kind(module: str) -> str:
@@ -158,7 +191,7 @@ def _kind(module: str) -> str:
             return prefix
     if module == "sample":
         return "sample"
-    if module in _EFFECTS:
+    if module in EFFECT_CHAIN:
         return "effect"
     return "global"
 
@@ -184,48 +217,129 @@ def _module_title(module: str) -> str:
         return f"Filter {module[-1]}"
     if module.startswith(("env_", "lfo_", "random_", "macro_control_")):
         return _source_title(module)
-    return _EFFECT_TITLES.get(module, module.replace("_", " ").title())
+    return EFFECT_TITLES.get(module, module.replace("_", " ").title())
+
+
+def _is_on(preset: Preset, switch: str) -> bool:
+    return preset.values.get(switch, 0.0) >= 0.5
 
 
 class _Differences:
-    """Audible controls of a preset that differ from Vital's init preset, with their display text."""
+    """Audible controls of a preset that differ from Vital's init preset, as lines per module.
+
+    by_module: module -> [(sort key, line)]; tiny: names moved by less than TINY of their travel;
+    curves: envelope -> [segment text]; hidden: lines for "From the exported .vital".
+    """
 
     def __init__(self, preset: Preset, tier: int):
         ps = param_space()
         init = Preset.init()
         aud = Audibility(preset, ps)
+        self.preset = preset
         # connections into a switched-off module (or another inaudible control) change nothing
         self.modulations = [
             m for m in aud.connections if m.destination not in ps or aud.audible(m.destination)
         ]
         self.by_module: dict[str, list[tuple[tuple, str]]] = {}
+        self.tiny: list[str] = []
+        self.curves: dict[str, list[str]] = {}
+        self.hidden: list[str] = []
+        grouped: dict[int, list[tuple[str, str]]] = {}
+        values = dict(preset.values)
+        amp_spec = ps["voice_amplitude"]
+        amp = amp_spec.clamp(values.get("voice_amplitude", amp_spec.default))
+        amp0 = amp_spec.clamp(init.values.get("voice_amplitude", amp_spec.default))
+        fold = not any(_is_on(preset, f"{e}_on") for e in _NONLINEAR_EFFECTS)
+        folded = fold and display_text("voice_amplitude", amp) != display_text("voice_amplitude", amp0)
+        if fold:  # Voice Amplitude has no knob: Volume plays the same gain
+            values["volume"] = volume_with_voice_amplitude(
+                values.get("volume", ps["volume"].default), values.get("voice_amplitude", 1.0)
+            )
+            values["voice_amplitude"] = init.values.get("voice_amplitude", 1.0)
         for spec in ps.plain_controls:
             if spec.tier is None or spec.tier > tier:
                 continue
             name = spec.name
-            raw = spec.clamp(preset.values.get(name, spec.default))
+            raw = spec.clamp(values.get(name, spec.default))
             raw0 = spec.clamp(init.values.get(name, spec.default))
             if raw == raw0:
+                continue
+            is_switch = name.endswith("_on")
+            if not is_switch and not aud.audible(name):
+                continue
+            if no_knob_reason(name) is not None:
+                self._without_knob(name, raw, raw0)
                 continue
             text = display_text(name, raw)
             if text == display_text(name, raw0):
                 continue  # differs below what Vital shows
-            is_switch = name.endswith("_on")
-            if not is_switch and not aud.audible(name):
+            delta = abs(spec.to_unit(raw) - spec.to_unit(raw0))
+            if spec.kind == "continuous" and not spec.integer and delta < TINY and name not in _NEVER_TINY:
+                self.tiny.append(name)
+                continue
+            if name in _GROUP_OF:
+                grouped.setdefault(_GROUP_OF[name], []).append((name, text))
                 continue
             kind = _kind(spec.module)
             suffix = name[len(spec.module) + 1 :] if spec.module != "global" else name
             order = _ORDER[kind]
             rank = order.index(suffix) if suffix in order else len(order)
-            delta = abs(spec.to_unit(raw) - spec.to_unit(raw0))
             line = f"- {display_name(name)}: {text}"
+            if name == "volume" and folded:
+                line += " (Voice Amplitude, which has no knob in Vital, folded in)"
             self.by_module.setdefault(spec.module, []).append(((rank, -round(delta, 6), name), line))
+        for i, changed in sorted(grouped.items()):
+            module, title, members = _GROUPS[i]
+            labels = dict(members)
+            texts = dict(changed)
+            parts = [f"{labels[c]} {texts[c]}" for c, _ in members if c in texts]
+            key = (len(_ORDER["effect"]) + 1, -1.0, f"{i:02d}")  # after the module's main controls
+            self.by_module.setdefault(module, []).append((key, f"- {title}: {', '.join(parts)}"))
+        dragged = [c for i, changed in grouped.items() for c, _ in changed if _GROUPS[i][0] == "compressor"]
+        if any(c.endswith(("_threshold", "_ratio")) for c in dragged):
+            note = "- Thresholds and ratios: drag the band's bars in the compressor's display"
+            self.by_module["compressor"].append(((len(_ORDER["effect"]) + 2, 0.0, ""), note))
+
+    def _without_knob(self, name: str, raw: float, raw0: float) -> None:
+        """A setting Vital shows no knob for: in words where it can be set, else for the exported file."""
+        if name.endswith("_power"):  # an envelope segment's curve
+            text, text0 = curve_text(name, raw), curve_text(name, raw0)
+            if text != text0:
+                segment = name.split("_")[2]
+                self.curves.setdefault(name[:5], []).append(f"{segment} {text}")
+        elif name == "voice_amplitude":
+            self.hidden.append(
+                f"- Voice Amplitude {display_text(name, raw)} (no knob in Vital: a modulation destination "
+                "only; with Distortion or Compressor on, Volume cannot stand in for it)"
+            )
+        # effect_chain_order: the Effects section names the order
 
     def lines(self, module: str) -> list[str]:
-        return [line for _, line in sorted(self.by_module.get(module, []))]
+        out = [line for _, line in sorted(self.by_module.get(module, []))]
+        if module in self.curves:
+            out.append(
+                "- Curves (drag the middle of a segment in the envelope graph): "
+                + "; ".join(self.curves[module])
+            )
+        return out
 
 
 def _wavetable_lines(preset: Preset, osc: int) -> list[str]:
+    """The wavetable of oscillator `osc` (0-based) when it is not Vital's init saw: described in full, or
+    as the same as an earlier oscillator's."""
+    tables = preset.data.get("wavetables") or []
+    for earlier in range(osc):
+        if (
+            _is_on(preset, f"osc_{earlier + 1}_on")
+            and earlier < len(tables)
+            and tables[earlier] == tables[osc]
+            and _table_lines(preset, earlier)
+        ):
+            return [f"- Wavetable: the same as {_module_title(f'osc_{earlier + 1}')}'s"]
+    return _table_lines(preset, osc)
+
+
+def _table_lines(preset: Preset, osc: int) -> list[str]:
     tables = preset.data.get("wavetables") or []
     init_tables = Preset.init().data.get("wavetables") or []
     if osc >= len(tables) or not isinstance(tables[osc], Mapping):
@@ -255,8 +369,9 @@ def _modulation_line(m: Modulation) -> str:
     parts = [f"amount {m.amount * 100:+.0f}%"]
     if m.bipolar:
         parts.append("bipolar")
-    if abs(m.power) > 1e-3:
-        parts.append(f"curve {m.power:+.2g}")
+    curve = curve_text("modulation", m.power)
+    if curve != "straight":
+        parts.append(f"{curve} (drag its curve in the modulation matrix)")
     if m.stereo:
         parts.append("stereo")
     return f"- {_source_title(m.source)} -> {dest}, {', '.join(parts)}"
@@ -281,10 +396,74 @@ def _section(title: str, blocks: Iterable[tuple[str, list[str]]], empty: str) ->
         if not lines:
             continue
         any_block = True
-        out += [f"### {heading}", "", *lines, ""]
+        out += [f"### {heading}", "", *lines, ""] if heading else [*lines, ""]
     if not any_block:
         out += [empty, ""]
     return out
+
+
+def _oscillator_blocks(preset: Preset, diff: _Differences) -> list[tuple[str, list[str]]]:
+    blocks = []
+    for i in (1, 2, 3):
+        module = f"osc_{i}"
+        switch = f"- {display_name(module + '_on')}:"
+        lines = diff.lines(module)
+        head = [ln for ln in lines if ln.startswith(switch)]
+        rest = [ln for ln in lines if not ln.startswith(switch)]
+        if _is_on(preset, f"{module}_on"):
+            lines = head + _wavetable_lines(preset, i - 1) + rest
+        else:
+            lines = head  # switched off: its other settings cannot be heard
+        blocks.append((_module_title(module), lines))
+    return blocks
+
+
+def _sample_lines(preset: Preset, diff: _Differences) -> list[str]:
+    lines = diff.lines("sample")
+    if _is_on(preset, "sample_on"):
+        sample = preset.data.get("sample") or {}
+        init_sample = Preset.init().data.get("sample") or {}
+        if isinstance(sample, Mapping) and sample.get("name") != init_sample.get("name"):
+            lines.append(f'- Sample: "{sample.get("name", "custom")}" (contained in the exported .vital)')
+    return lines
+
+
+def _effect_blocks(preset: Preset, diff: _Differences) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(the chain order line, if it matters, and each effect's block in the order of the chain)."""
+    chain = effect_order(preset.values.get("effect_chain_order", 0))
+    on = [e for e in chain if _is_on(preset, f"{e}_on")]
+    order_lines = []
+    if len(on) > 1 and on != [e for e in EFFECT_CHAIN if e in on]:  # init's order is alphabetical
+        names = " -> ".join(EFFECT_TITLES[e] for e in on)
+        order_lines = [f"- Effect chain, first to last (drag the effect tabs into this order): {names}"]
+    return order_lines, [(_module_title(m), diff.lines(m)) for m in chain]
+
+
+def _exported_file_lines(preset: Preset, diff: _Differences) -> list[str]:
+    """What only the exported .vital carries exactly."""
+    lines = []
+    tables = [
+        _module_title(f"osc_{i}")
+        for i in (1, 2, 3)
+        if _is_on(preset, f"osc_{i}_on") and _wavetable_lines(preset, i - 1)
+    ]
+    if tables:
+        lines.append(f"- The wavetable of {', '.join(tables)} (see above)")
+    shapes = [
+        _source_title(f"lfo_{i}")
+        for i in range(1, 9)
+        if any(m.source == f"lfo_{i}" for m in diff.modulations) and _lfo_shape_lines(preset, i - 1)
+    ]
+    if shapes:
+        lines.append(f"- The shape of {', '.join(shapes)}")
+    lines += diff.hidden
+    if diff.tiny:
+        n = len(diff.tiny)
+        lines.append(
+            f"- {n} setting{'s' if n != 1 else ''} moved by less than {TINY:.0%} of a knob's travel from init, "
+            f"too little to hear or to set by hand: {', '.join(display_name(t) for t in diff.tiny)}"
+        )
+    return lines
 
 
 def tutorial_markdown(
@@ -305,78 +484,67 @@ def tutorial_markdown(
         midi_note: the note the match plays (the target's pitch).
         note_duration_s: seconds the key is held; duration_s: seconds rendered.
         tier: the parameter tier whose controls are listed (3 lists everything a one-shot note can use).
-        facts: extra lines for the header (start point, losses...), in order.
+        facts: extra lines for the header (start point, score...), in order.
     """
     diff = _Differences(preset, tier)
     out = [
         f"# Rebuilding {title} in Vital",
         "",
         "Start from Vital's init preset (preset menu > Initialize Preset) and change only what is listed "
-        "below; everything else keeps its init value. Settings that cannot be heard in this patch are "
-        "left out.",
+        "below, panel by panel; everything else keeps its init value. Settings that cannot be heard in "
+        "this patch are left out.",
         "",
-        f"- Play: MIDI note {midi_note} ({note_name(midi_note)}, with MIDI 60 = C4), key held "
+        f"- Play: MIDI note {midi_note} ({note_name(midi_note)}; MIDI 60 = C4), key held "
         f"{note_duration_s:.2f} s of {duration_s:.2f} s",
         *[f"- {f}" for f in facts],
         "",
     ]
-    osc_blocks = []
-    for i in (1, 2, 3):
-        module = f"osc_{i}"
-        switch = f"- {display_name(module + '_on')}:"
-        lines = diff.lines(module)
-        head = [ln for ln in lines if ln.startswith(switch)]
-        rest = [ln for ln in lines if not ln.startswith(switch)]
-        if preset.values.get(f"{module}_on", 0) >= 0.5:
-            lines = head + _wavetable_lines(preset, i - 1) + rest
-        else:
-            lines = head  # switched off: its other settings cannot be heard
-        osc_blocks.append((_module_title(module), lines))
-    sample_lines = diff.lines("sample")
-    if preset.values.get("sample_on", 0) >= 0.5:
-        sample = preset.data.get("sample") or {}
-        init_sample = Preset.init().data.get("sample") or {}
-        if isinstance(sample, Mapping) and sample.get("name") != init_sample.get("name"):
-            sample_lines.append(
-                f'- Sample: "{sample.get("name", "custom")}" (contained in the exported .vital)'
-            )
-    osc_blocks.append(("Sample", sample_lines))
-    out += _section("Oscillators", osc_blocks, "Leave the oscillators as in the init preset.")
     out += _section(
-        "Filters",
+        SECTIONS[0], _oscillator_blocks(preset, diff), "Leave the oscillators as in the init preset."
+    )
+    out += _section(
+        SECTIONS[1], [("", _sample_lines(preset, diff))], "Leave the sample off, as in the init preset."
+    )
+    out += _section(
+        SECTIONS[2],
         [(_module_title(m), diff.lines(m)) for m in ("filter_1", "filter_2")],
         "No filter: leave both off, as in the init preset.",
     )
     out += _section(
-        "Envelopes",
+        SECTIONS[3],
         [
             (_module_title(f"env_{i}") + (" (amplitude)" if i == 1 else ""), diff.lines(f"env_{i}"))
             for i in range(1, 7)
         ],
         "Leave the envelopes as in the init preset.",
     )
-    mod_blocks = [("Connections (modulation matrix)", [_modulation_line(m) for m in diff.modulations])]
-    for i in range(1, 9):
-        mod_blocks.append(
-            (
-                _source_title(f"lfo_{i}"),
-                diff.lines(f"lfo_{i}")
-                + (
-                    _lfo_shape_lines(preset, i - 1)
-                    if any(m.source == f"lfo_{i}" for m in diff.modulations)
-                    else []
-                ),
-            )
+    lfo_blocks = [
+        (
+            _source_title(f"lfo_{i}"),
+            diff.lines(f"lfo_{i}")
+            + (
+                _lfo_shape_lines(preset, i - 1)
+                if any(m.source == f"lfo_{i}" for m in diff.modulations)
+                else []
+            ),
         )
-    mod_blocks += [(_source_title(f"random_{i}"), diff.lines(f"random_{i}")) for i in range(1, 5)]
+        for i in range(1, 9)
+    ]
+    lfo_blocks += [(_source_title(f"random_{i}"), diff.lines(f"random_{i}")) for i in range(1, 5)]
+    out += _section(SECTIONS[4], lfo_blocks, "Leave the LFOs as in the init preset.")
+    mod_blocks = [("Connections (modulation matrix)", [_modulation_line(m) for m in diff.modulations])]
     mod_blocks += [
         (_source_title(f"macro_control_{i}"), diff.lines(f"macro_control_{i}")) for i in range(1, 5)
     ]
-    out += _section("LFOs and modulation", mod_blocks, "No modulation beyond the init preset's.")
+    out += _section(SECTIONS[5], mod_blocks, "No modulation beyond the init preset's.")
+    order_lines, effect_blocks = _effect_blocks(preset, diff)
     out += _section(
-        "Effects",
-        [(_module_title(m), diff.lines(m)) for m in _EFFECTS],
+        SECTIONS[6],
+        [("", order_lines), *effect_blocks],
         "No effects: leave them all off, as in the init preset.",
     )
-    out += _section("Voice and output", [("Global", diff.lines("global"))], "Leave as in the init preset.")
+    out += _section(SECTIONS[7], [("", diff.lines("global"))], "Leave as in the init preset.")
+    exported = _exported_file_lines(preset, diff)
+    if exported:
+        out += ["## " + SECTIONS[8], "", "Load the exported .vital in Vital for these:", "", *exported, ""]
     return "\n".join(out).rstrip() + "\n"

@@ -8,10 +8,11 @@ A control is inaudible when its module is switched off or fed by nothing, when i
 LFO, random LFO or macro that modulates nothing, or when a setting elsewhere makes it unused: unison
 controls of a one-voice oscillator, the phase of an oscillator at random phase, distortion and spectral
 morph amounts whose type is None, the frame of a one-frame wavetable, formant controls of a non-formant
-filter, a rate in seconds whose module is tempo-synced, the distortion filter at order None. Refinement
-searches only audible controls, the tutorial and the web page show only audible differences, and a
-template connection is added only where its destination can be heard. Rules about the search itself
-(what refinement holds fixed although it is audible) live with the search, in `inference.refine`.
+filter, the comb blend offset of a filter model that has none, a rate in seconds whose module is
+tempo-synced, the distortion filter at order None, a compressor band its Enabled Bands leaves out.
+Refinement searches only audible controls, the tutorial and the web page show only audible differences,
+and a template connection is added only where its destination can be heard. Rules about the search
+itself (what refinement holds fixed although it is audible) live with the search, in `inference.refine`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,26 @@ _SYNCED_RATE = {
     **{f"random_{i}_frequency": f"random_{i}_sync" for i in range(1, 5)},
 }
 _SOURCE_MODULES = ("env_", "lfo_", "random_", "macro_control_")
+# filter model -> its lowest style that uses the comb blend offset (measured by rendering; the Comb model
+# uses it in every style, the others never in the styles Vital's menu offers)
+_COMB_OFFSET_STYLES = {
+    "Analog": 99,
+    "Dirty": 99,
+    "Digital": 99,
+    "Phaser": 99,
+    "Ladder": 5,
+    "Formant": 5,
+    "Diode": 4,
+}
+# compressor "Enabled Bands" -> the outer bands it uses (the middle band always plays; measured by rendering:
+# a band's gain changes nothing when its band is unused)
+_COMPRESSOR_BAND_RE = re.compile(r"^compressor_(low|high)_")
+_COMPRESSOR_BANDS = {
+    "Multiband": ("low", "high"),
+    "Low Band": ("low",),
+    "High Band": ("high",),
+    "Single Band": (),
+}
 
 
 def is_on(preset: Preset, name: str) -> bool:
@@ -114,11 +135,23 @@ class Audibility:
             model = ps[f"{module}_model"].option_label(preset.values.get(f"{module}_model", 0))
             if model != "Formant":
                 return f"{module} model is {model}, not Formant"
+        if name.endswith("_blend_transpose") and module.startswith("filter"):
+            model = ps[f"{module}_model"].option_label(preset.values.get(f"{module}_model", 0))
+            style = int(round(preset.values.get(f"{module}_style", 0)))
+            if style < _COMB_OFFSET_STYLES.get(model, 0):
+                return f"{module} model is {model}: the comb blend offset is unused"
         sync = _SYNCED_RATE.get(name)
         if sync and sync in ps and preset.values.get(sync, ps[sync].default) >= 0.5:
             return f"{sync} is tempo-synced: the rate in seconds is unused"
         if name.startswith("distortion_filter_") and preset.values.get("distortion_filter_order", 0) < 0.5:
             return "distortion filter order is None"
+        band = _COMPRESSOR_BAND_RE.match(name)
+        if band:
+            mode = ps["compressor_enabled_bands"].option_label(
+                preset.values.get("compressor_enabled_bands", 0)
+            )
+            if band.group(1) not in _COMPRESSOR_BANDS.get(mode, ("low", "high")):
+                return f"compressor enabled bands is {mode}: its {band.group(1)} band is unused"
         return None
 
     def _oscillator_reason(self, name: str, module: str) -> str | None:

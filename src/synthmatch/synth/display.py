@@ -1,7 +1,8 @@
 """Vital's display text for control values ("Filter 1 Cutoff: 1.24 kHz", "Envelope 1 Attack: 12 ms").
 
 Real units live only in `synth/`. The text comes from vita's own `get_control_text` (the string Vital
-shows), tidied: numbers to three significant figures, seconds below one shown in ms, and the cutoff-like
+shows), tidied: numbers to three significant figures and no more decimals than Vital's knob shows (five
+characters: 0.00234 shows as 0.002), seconds below one shown in ms, and the cutoff-like
 controls that Vital stores as MIDI-note semitones shown as frequencies, the way the Vital UI shows them.
 """
 
@@ -17,6 +18,9 @@ from synthmatch.synth.params import param_space
 
 __all__ = ["display_text", "display_name", "format_number", "note_to_hz", "format_hz"]
 
+# Vital's knob shows a value in at most this many characters, its sign aside (`SynthSlider::formatValue`:
+# five decimals cut to five characters): 0.00234 shows as 0.002.
+KNOB_CHARS = 5
 _LOCK = threading.Lock()
 _NUMBER_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)\s*(.*)$")
 # Controls whose raw value is a MIDI note number standing for a frequency.
@@ -34,11 +38,14 @@ def note_to_hz(note: float) -> float:
 
 
 def format_number(x: float, digits: int = 3) -> str:
-    """Three significant figures without trailing zeros: 1.24, 0.5, 120, -6.02."""
+    """Three significant figures without trailing zeros, no wider than Vital's knob shows a number:
+    1.24, 0.5, 120, -6.02, 0.002 (for 0.00234), 0 (for 0.000146)."""
     if x == 0 or not math.isfinite(x):
         return "0" if x == 0 else str(x)
     magnitude = int(math.floor(math.log10(abs(x))))
     decimals = max(0, digits - 1 - magnitude)
+    # no decimal the knob cannot show: its text is KNOB_CHARS characters wide, the sign aside
+    decimals = min(decimals, max(0, KNOB_CHARS - max(1, magnitude + 1) - 1))
     text = f"{x:.{decimals}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")

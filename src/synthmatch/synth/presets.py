@@ -11,7 +11,9 @@ Safety rules enforced here (docs/VITA.md, "What crashes or hangs vita"):
 - every control value is clamped to its range and rounded when discrete before it is written.
 
 Writing a `.vital` goes through vita's own JSON (load into a Synth, `to_json`), so what we write is
-what Vital itself produces, with real control values.
+what Vital itself produces, with real control values. One field is added at the top level, which Vital
+ignores: `synthmatch_played_note`, the note a match was made at (`PlayedNote`), which `synthmatch render`
+plays by default.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ __all__ = [
     "Modulation",
     "Preset",
     "PresetData",
+    "PlayedNote",
+    "DEFAULT_PLAYED_NOTE",
+    "PLAYED_NOTE_KEY",
+    "played_note_for",
     "PresetError",
     "InvalidModulationError",
     "ParamVector",
@@ -68,6 +74,70 @@ _META_KEYS = ("preset_name", "author", "comments", "preset_style", "macro1", "ma
 
 # Controls added by Vital releases newer than vita's code, with their defaults (seen in community presets).
 _NEWER_VITAL_DEFAULTS = {"osc_N_spectral_morph_phase": 0.5}
+# The top-level field of a .vital that holds the note a match was made at (Vital ignores unknown fields).
+PLAYED_NOTE_KEY = "synthmatch_played_note"
+MAX_PLAYED_S = 60.0  # render.MAX_DURATION_S: a stored time above it is not one synthmatch wrote
+
+
+@dataclass(frozen=True)
+class PlayedNote:
+    """The note a preset is meant to be played at: what `infer` matched it at, stored in the .vital.
+
+    `DEFAULT_PLAYED_NOTE` (C4, 1.5 s held of 2 s) is what `synthmatch render` plays without one.
+    """
+
+    midi_note: int
+    note_duration_s: float
+    duration_s: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "midi_note": self.midi_note,
+            "note_duration_s": round(self.note_duration_s, 4),
+            "duration_s": round(self.duration_s, 4),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> PlayedNote | None:
+        """The stored note of a .vital, or None when the field is missing or not one synthmatch wrote."""
+        if not isinstance(d, Mapping):
+            return None
+        try:
+            midi, held, length = d["midi_note"], float(d["note_duration_s"]), float(d["duration_s"])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return None
+        if isinstance(midi, bool) or not isinstance(midi, int) or not 0 <= midi <= 127:
+            return None
+        if not (0 < held <= MAX_PLAYED_S and 0 < length <= MAX_PLAYED_S):
+            return None  # (NaN fails too)
+        return cls(midi, held, length)
+
+
+DEFAULT_PLAYED_NOTE = PlayedNote(60, 1.5, 2.0)
+
+
+def played_note_for(
+    preset: Preset,
+    midi_note: int | None = None,
+    note_duration_s: float | None = None,
+    duration_s: float | None = None,
+) -> tuple[PlayedNote, str]:
+    """The note to play `preset` at, and why that note: a value given wins, then the note stored in the
+    preset, then `DEFAULT_PLAYED_NOTE`. ConfigError for a note or time out of range."""
+    stored = preset.played_note
+    base = stored or DEFAULT_PLAYED_NOTE
+    held = base.note_duration_s if note_duration_s is None else float(note_duration_s)
+    length = base.duration_s if duration_s is None else float(duration_s)
+    if duration_s is None and stored is not None:
+        length = max(length, held)  # a longer key time than the match's: render all of it
+    note = PlayedNote(base.midi_note if midi_note is None else int(midi_note), held, length)
+    if midi_note is not None:
+        why = "the note given"
+    elif stored is not None:
+        why = "the note it was matched at, stored in the preset"
+    else:
+        why = "the default: the preset stores no note"
+    return note, why
 
 
 def _generic(name: str) -> str:
@@ -281,6 +351,11 @@ class Preset:
             meta["source_synth_version"] = doc["synth_version"]
         if audible:
             meta["ignored_settings"] = {k: settings[k] for k in audible}
+        played = PlayedNote.from_dict(doc.get(PLAYED_NOTE_KEY))
+        if played is not None:
+            meta["played_note"] = played
+        elif PLAYED_NOTE_KEY in doc:
+            log.warning("%s: its %s field is not a note synthmatch wrote: ignored", origin, PLAYED_NOTE_KEY)
         return cls(values=values, modulations=tuple(mods), data=PresetData(extra), meta=meta)
 
     @classmethod
@@ -324,9 +399,19 @@ class Preset:
             raise PresetError(f"{self.name}: not a preset Vital can load safely: {problem}")
         return replace(self, data=PresetData(settings))
 
+    def with_played_note(self, note: PlayedNote) -> Preset:
+        """A copy that stores the note it is meant to be played at (written into the .vital)."""
+        return self.with_meta(played_note=note)
+
     @property
     def name(self) -> str:
         return str(self.meta.get("preset_name") or "Untitled")
+
+    @property
+    def played_note(self) -> PlayedNote | None:
+        """The note stored with the preset (`infer` stores the one it matched at), or None."""
+        note = self.meta.get("played_note")
+        return note if isinstance(note, PlayedNote) else None
 
     # -- serialisation ---------------------------------------------------------------------------
     def settings_dict(self) -> dict:
@@ -365,6 +450,8 @@ class Preset:
         for k in _META_KEYS:
             if k in self.meta:
                 doc[k] = self.meta[k]
+        if self.played_note is not None:
+            doc[PLAYED_NOTE_KEY] = self.played_note.as_dict()
         return json.dumps(doc, indent=None)
 
     def save(self, path: str | os.PathLike) -> Path:

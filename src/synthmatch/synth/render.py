@@ -315,7 +315,12 @@ class Renderer:
             )
             for p, n in zip(presets, notes)
         ]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # Ctrl-C while waiting: the renders not started yet are dropped
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def _check_durations(note_duration_s: float, duration_s: float) -> None:

@@ -8,6 +8,17 @@ with `inference.export.write_match`. Everything a user can get wrong raises `Dem
 `SynthmatchError` whose message names the uploaded file (not its temporary path), says what is wrong and
 what is accepted; the page shows that message.
 
+What the page shows of a match is what the command line prints: the distance is the pipeline's
+`info["match_distance"]` (a fresh render of the exported preset against the target), with its verdict
+(`audio.verdict`: "similarity 62/100 (close)"), for the match and for every ranked candidate. (A server
+that has rendered before draws other random phases than a new `synthmatch infer` process, docs/VITA.md
+"Noise", so the two can differ in the third decimal, within the synth's own noise.) No text the
+page shows or the user downloads carries a path of the server's machine (`Demo.public`: the model's path
+becomes its name). For listening, every candidate and the target are also written at one shared loudness
+(`playback_gains_db`: the same RMS, lowered where a sound's peaks would clip) for the page's A/B player,
+each candidate's .vital, WAV and tutorial are zipped for one download (NAME.zip, NAME.2.zip...), and
+`Demo.render_note` plays a candidate at another note (a fresh render of its downloaded .vital).
+
 Temporary files: each match writes into `ROOT/<session>/<n>/`. A session's previous results are removed
 when it starts a new match (Gradio has copied them into its own cache by then), a session's folder when
 its browser tab closes (`end_session`), any session's folder once idle for an hour or beyond the 64 most
@@ -24,14 +35,21 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from synthmatch.audio.io import AudioError
+from synthmatch.audio.verdict import Verdict, verdict
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.synth.params import TIERS
+
+if TYPE_CHECKING:
+    from synthmatch.inference.pipeline import InferConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +57,17 @@ __all__ = [
     "DemoConfig",
     "Demo",
     "DemoResult",
+    "DemoCandidate",
     "DemoInputError",
     "parameter_rows",
     "escape_markdown",
+    "without_paths",
+    "playback_gains_db",
+    "verdict_of",
     "stats_markdown",
     "candidates_markdown",
     "PARAMETER_COLUMNS",
+    "PLAYBACK_RMS_DB",
 ]
 
 _MB = 1024 * 1024  # the unit Gradio's upload limit and its message use
@@ -111,6 +134,40 @@ class DemoConfig:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
 
 
+@dataclass(frozen=True)
+class DemoCandidate:
+    """One ranked candidate of a match as the page offers it (rank 1 is the match itself).
+
+    Attributes:
+        rank: 1 for the best, then by distance.
+        distance: its `match_distance` to the target (the number the command line prints for it).
+        start: where its search started, for people (no machine paths).
+        preset_path / audio_path / tutorial_path: its files (NAME.vital or NAME.2.vital...).
+        bundle_path: NAME[.rank].zip: its .vital, WAV and tutorial (and the best's PNG).
+        playback_path: its render at the match's shared playback loudness (the A/B player's B side).
+        playback_gain_db: the gain that loudness took.
+    """
+
+    rank: int
+    distance: float
+    start: str
+    preset_path: Path
+    audio_path: Path | None
+    tutorial_path: Path | None
+    bundle_path: Path
+    playback_path: Path | None = None
+    playback_gain_db: float = 0.0
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return verdict_of(self.distance)
+
+    @property
+    def name(self) -> str:
+        """What the page calls it: "match" for the best, "candidate 2"... for the others."""
+        return "match" if self.rank == 1 else f"candidate {self.rank}"
+
+
 @dataclass
 class DemoResult:
     """One match, ready for the page."""
@@ -125,9 +182,30 @@ class DemoResult:
     parameters: list[list[str]]
     info: dict = field(default_factory=dict)
     seconds: float = 0.0
-    # every candidate, best first: {"rank", "distance", "start", "preset_path", "audio_path"}
-    candidates: list[dict] = field(default_factory=list)
+    # every candidate, best first; one (the match itself) when the match had a single start
+    candidates: list[DemoCandidate] = field(default_factory=list)
     candidates_md: str = ""
+    bundle_path: Path | None = None  # the best's NAME.zip
+    target_name: str = ""  # the upload's file name
+    target_playback_path: Path | None = None  # the target at the shared playback loudness (A side)
+    target_playback_gain_db: float = 0.0
+    playback_rms_db: float = 0.0  # that loudness, dBFS RMS
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The match's similarity and word (None for a distance with no verdict: a silent render)."""
+        return verdict_of(self.info.get("match_distance", math.inf))
+
+    @property
+    def midi_note(self) -> int:
+        return int(self.info.get("midi_note", 60))
+
+    def candidate(self, rank: int = 1) -> DemoCandidate:
+        """Candidate `rank` (1: the match); ConfigError for a rank this match does not have."""
+        for c in self.candidates:
+            if c.rank == int(rank):
+                return c
+        raise ConfigError(f"this match has no candidate {rank}; it has {len(self.candidates)}")
 
 
 def _renamed(exc: SynthmatchError, path: Path) -> SynthmatchError:
@@ -137,6 +215,62 @@ def _renamed(exc: SynthmatchError, path: Path) -> SynthmatchError:
         return type(exc)(message)
     except TypeError:  # an error class with another constructor: keep the message, not the type
         return SynthmatchError(message)
+
+
+def verdict_of(distance: Any) -> Verdict | None:
+    """The verdict of a match distance, or None where there is none (no distance, or a silent render's
+    infinite one)."""
+    try:
+        return verdict(float(distance))
+    except (TypeError, ValueError):
+        return None
+
+
+def _verdict_text(distance: Any) -> str:
+    v = verdict_of(distance)
+    return v.text if v is not None else f"distance {distance} (no verdict: the match is silent)"
+
+
+# An absolute POSIX path of at least two parts (not a URL's "//", not "3/24"), or a Windows one: the last
+# part is kept.
+_POSIX_PATH = re.compile(r"(?<![\w.~:/-])~?/(?:[^\s/\\'\"()<>\[\]|`,;]+/)+([^\s/\\'\"()<>\[\]|`,;]+)")
+_WINDOWS_PATH = re.compile(r"(?<![\w])[A-Za-z]:\\(?:[^\s\\'\"()<>|]+\\)+([^\s\\'\"()<>|]+)")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute path of a file or folder replaced by its last part (a web page must not
+    show where things live on the server: "model /home/x/model.safetensors" -> "model model.safetensors")."""
+    return _WINDOWS_PATH.sub(r"\1", _POSIX_PATH.sub(r"\1", text))
+
+
+# The A/B player's loudness: every sound at this RMS, or all lower together where one's peaks would clip.
+PLAYBACK_RMS_DB = -20.0
+PLAYBACK_PEAK = 0.97  # the highest peak a playback file may reach (below full scale: WAV rounding)
+
+
+def playback_gains_db(sounds: Sequence[np.ndarray]) -> tuple[float, list[float]]:
+    """One loudness for all `sounds` and the gain each needs to reach it, without clipping.
+
+    The level is PLAYBACK_RMS_DB dBFS RMS (over every sample of every channel), lowered for all alike
+    until the sound with the highest peak-to-RMS ratio peaks at PLAYBACK_PEAK. A silent sound keeps 0 dB.
+
+    Args:
+        sounds: (N,) mono or (C, N) audio each.
+    Returns:
+        (level in dBFS RMS, gain in dB of each sound).
+    """
+    stats = []
+    for x in sounds:
+        a = np.nan_to_num(np.asarray(x, np.float64))
+        rms = float(np.sqrt(np.mean(np.square(a)))) if a.size else 0.0
+        peak = float(np.max(np.abs(a))) if a.size else 0.0
+        stats.append((rms, peak))
+    level = 10 ** (PLAYBACK_RMS_DB / 20)
+    for rms, peak in stats:
+        if rms > 1e-9 and peak > 0:
+            level = min(level, PLAYBACK_PEAK * rms / peak)
+    gains = [20 * math.log10(level / rms) if rms > 1e-9 else 0.0 for rms, _ in stats]
+    return 20 * math.log10(level), gains
 
 
 def _midi_note(value: Any) -> int | None:
@@ -180,14 +314,39 @@ class Demo:
         if cfg.temp_dir is not None:
             Path(cfg.temp_dir).mkdir(parents=True, exist_ok=True)
         self.root = Path(tempfile.mkdtemp(prefix="synthmatch-demo-", dir=cfg.temp_dir))
+        self._names = self._public_names()
         self._lock = threading.Lock()
         self._counter = 0
         self._closed = False
 
+    def _public_names(self) -> dict[str, str]:
+        """What the page says instead of the model's path (longest first): the bundled model by that name,
+        a checkpoint by its file name."""
+        from synthmatch.inference.predict import default_model_path
+
+        names = {str(self.root): "the demo's folder"}
+        model = self.cfg.checkpoint if self.cfg.checkpoint is not None else default_model_path()
+        if self.starter.source == "model" and model is not None:
+            bundled = self.cfg.checkpoint is None
+            for shown in {str(model), str(Path(model).resolve())}:
+                names[f"model {shown}"] = (
+                    "the bundled default model" if bundled else f"model {Path(model).name}"
+                )
+                names[shown] = Path(model).name
+        return dict(sorted(names.items(), key=lambda kv: -len(kv[0])))
+
+    def public(self, text: str) -> str:
+        """`text` as the page may show it: no path of this machine (the model's, the temporary folder's or
+        any other absolute path: `without_paths`)."""
+        for raw, shown in self._names.items():
+            text = text.replace(raw, shown)
+        return without_paths(text)
+
     # -- lifecycle ----------------------------------------------------------------------------------
     @property
     def start_description(self) -> str:
-        return self.starter.description
+        """Where matches start, for the page (no paths)."""
+        return self.public(self.starter.description)
 
     @property
     def clip_seconds(self) -> float:
@@ -340,36 +499,100 @@ class Demo:
         report(0.92, "drawing the spectrograms")
         files.figure_png = _wide_figure(target, files.audio, info)  # the page is wide: side by side
         report(0.96, "writing the files")
+        ranked = [files, *files.alternates]
+        for one in ranked:  # what the user downloads carries no path of this machine either
+            one.preset = one.preset.with_meta(comments=self.public(str(one.preset.meta.get("comments", ""))))
+            if one.tutorial_md is not None:
+                one.tutorial_md = self.public(one.tutorial_md)
         out = self._new_result_dir(session)
         written = write_match(files, output_paths(out, path, single=True))
+        level_db, gains_db = playback_gains_db(
+            [target.audio] + [one.audio if one.audio is not None else np.zeros(0) for one in ranked]
+        )
+        playback = out / "playback"  # the A/B player's files, at one loudness; not offered for download
+        playback.mkdir()
+        target_playback = _write_playback(
+            playback / "target.wav", target.audio, gains_db[0], target.sample_rate
+        )
+        listed = info.get("candidates") or [
+            {"rank": 1, "distance": info["match_distance"], "start": info.get("start", {})}
+        ]
+        candidates = []
+        for c, one, gain_db in zip(listed, ranked, gains_db[1:]):
+            key = "" if c["rank"] == 1 else f".{c['rank']}"
+            kinds = [k + key for k in ("preset", "audio", "tutorial", "figure") if k + key in written]
+            preset_path = written["preset" + key]
+            candidates.append(
+                DemoCandidate(
+                    rank=int(c["rank"]),
+                    distance=float(c["distance"]),
+                    start=self.public(str(c["start"].get("description", ""))),
+                    preset_path=preset_path,
+                    audio_path=written.get("audio" + key),
+                    tutorial_path=written.get("tutorial" + key),
+                    bundle_path=_zip(preset_path.with_suffix(".zip"), [written[k] for k in kinds]),
+                    playback_path=None
+                    if one.audio is None
+                    else _write_playback(
+                        playback / f"match{key}.wav", one.audio, gain_db, target.sample_rate
+                    ),
+                    playback_gain_db=gain_db,
+                )
+            )
         seconds = time.perf_counter() - t0
         start = info.get("start", {})
-        candidates = []
-        for c in info.get("candidates") or []:
-            key = "" if c["rank"] == 1 else f".{c['rank']}"
-            candidates.append(
-                {
-                    "rank": c["rank"],
-                    "distance": c["distance"],
-                    "start": c["start"]["description"],
-                    "preset_path": written["preset" + key],
-                    "audio_path": written.get("audio" + key),
-                }
-            )
+        public_info = {
+            **info,
+            "start": {**start, "description": self.public(str(start.get("description", "")))},
+        }
         return DemoResult(
             preset_path=written["preset"],
             audio_path=written["audio"],
             figure_path=written["figure"],
             tutorial_path=written["tutorial"],
             tutorial_md=files.tutorial_md or "",
-            status_md=status_markdown(path.name, info, seconds),
-            stats_md=stats_markdown(info),
+            status_md=status_markdown(path.name, public_info, seconds),
+            stats_md=stats_markdown(info) + "\n\n" + cli_markdown(path.name, cfg, self.cfg),
             parameters=parameter_rows(files.preset, int(start.get("tier", self.starter.tier)), start),
             info=info,
             seconds=seconds,
             candidates=candidates,
             candidates_md=candidates_markdown(candidates),
+            bundle_path=candidates[0].bundle_path,
+            target_name=path.name,
+            target_playback_path=target_playback,
+            target_playback_gain_db=gains_db[0],
+            playback_rms_db=level_db,
         )
+
+    def render_note(self, result: DemoResult, midi_note: Any, rank: int = 1) -> Path:
+        """Candidate `rank` of `result` (1: the match) played at another note: a fresh render of its
+        downloaded .vital (a Synth built for the render, as the match's own WAV was made) for the match's
+        key-held time and length, written beside its files as NAME.noteNN.wav.
+
+        Raises:
+            SynthmatchError: no note chosen, a note outside 0..127, a rank the match lacks, or the match's
+                files are gone (a newer match of the session replaced them).
+        """
+        from synthmatch.audio.io import write_wav
+        from synthmatch.synth.presets import Preset
+
+        midi = _midi_note(midi_note)
+        if midi is None:
+            raise ConfigError("choose a note to play the match at")
+        c = result.candidate(rank)
+        if not c.preset_path.is_file():
+            raise DemoInputError(
+                f"{result.target_name}: this match's files are gone (a newer match replaced them, or it "
+                "was idle for an hour); press Match again"
+            )
+        preset = Preset.load(c.preset_path)
+        note_s = float(result.info.get("note_duration_s", 1.0))
+        duration_s = float(result.info.get("duration_s", note_s))
+        audio = self.renderer.render(preset, midi, note_s, duration_s, stereo=True, fresh=True)  # (2, N)
+        out = c.preset_path.with_name(f"{c.preset_path.stem}.note{midi}.wav")
+        write_wav(out, audio, self.renderer.sample_rate)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -382,6 +605,21 @@ def escape_markdown(text: str) -> str:
     return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
+def _write_playback(path: Path, audio: np.ndarray, gain_db: float, sample_rate: int) -> Path:
+    from synthmatch.audio.io import wav_bytes
+
+    path.write_bytes(wav_bytes(np.asarray(audio, np.float32) * np.float32(10 ** (gain_db / 20)), sample_rate))
+    return path
+
+
+def _zip(path: Path, members: Sequence[Path]) -> Path:
+    """A zip of `members` (by their file names) at `path`."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for m in members:
+            z.write(m, arcname=m.name)
+    return path
+
+
 def _wide_figure(target, audio, info: dict) -> bytes:
     from synthmatch.inference.compare import comparison_png
 
@@ -390,7 +628,7 @@ def _wide_figure(target, audio, info: dict) -> bytes:
     distance = info.get("match_distance")
     title = f"{target.path.name}: MIDI {info.get('midi_note')}"
     if distance is not None:
-        title += f", distance {distance:.3f}"
+        title += f", {_verdict_text(distance)}"
     return comparison_png(
         target.audio,
         audio,
@@ -408,7 +646,8 @@ def _note_name(midi: int) -> str:
 
 
 def status_markdown(name: str, info: dict, seconds: float) -> str:
-    """One line saying what was matched, at which note, from where, how close."""
+    """The verdict as a heading, then one line saying what was matched, at which note, from where, how
+    close (`info["match_distance"]`, the distance the command line prints)."""
     midi = int(info.get("midi_note", 60))
     pitch = info.get("pitch", {})
     if pitch.get("source") == "estimated":
@@ -422,28 +661,58 @@ def status_markdown(name: str, info: dict, seconds: float) -> str:
     ref = info.get("refine") or {}
     refined = " and refined with CMA-ES" if ref and not ref.get("skipped") else ""
     distance = info.get("match_distance")
-    close = f" Distance to the target: **{distance:.3f}** (multi-scale log-mel L1)." if distance else ""
+    heading, close = "", ""
+    if distance is not None:
+        heading = f"### {escape_markdown(_verdict_text(distance))}\n\n"
+        close = (
+            f" Distance to the target **{distance:.3f}**: multi-scale log-mel L1 at equal loudness, on a fresh "
+            "render of the downloaded preset (what `synthmatch infer` prints)."
+        )
     return (
-        f"**Matched** `{name}` at MIDI note {midi} ({_note_name(midi)}; {how}) in {seconds:.1f} s, "
+        f"{heading}**Matched** `{name}` at MIDI note {midi} ({_note_name(midi)}; {how}) in {seconds:.1f} s, "
         f"starting from {start}{refined}.{close}"
     )
 
 
-def candidates_markdown(candidates: list[dict]) -> str:
-    """The ranked candidates as a Markdown table (nothing with a single match)."""
+def cli_markdown(name: str, infer: InferConfig, demo_cfg: DemoConfig) -> str:
+    """The `synthmatch infer` command that makes the same match (same settings: the same distance, within
+    the synth's own noise)."""
+    args = ["synthmatch", "infer", "-i", _quoted(name), "--render", "--tutorial"]
+    if demo_cfg.checkpoint is not None:
+        args += ["-c", _quoted(Path(demo_cfg.checkpoint).name)]
+    if demo_cfg.tier is not None:
+        args += ["--tier", str(demo_cfg.tier)]
+    if infer.midi_note is not None:
+        args += ["--midi-note", str(infer.midi_note)]
+    if infer.refine:
+        args += ["--refine", "--refine-evals", str(infer.refine_evals)]
+        args += ["--refine-timeout", f"{infer.refine_timeout_s:g}"]
+    return f"**The same match from the command line:** `{' '.join(args)}`"
+
+
+def _quoted(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text).replace("`", "'")
+
+
+def candidates_markdown(candidates: Sequence[DemoCandidate]) -> str:
+    """The ranked candidates as a Markdown table with each one's verdict (nothing with a single match)."""
     if len(candidates) < 2:
         return ""
     lines = [
         f"**{len(candidates)} candidates**, ranked by distance to the target (lower is closer); the first is "
         "the match above, the others are below.",
         "",
-        "| rank | distance | started from | file |",
-        "|---|---|---|---|",
+        "| rank | similarity | distance | started from | file |",
+        "|---|---|---|---|---|",
     ]
     for c in candidates:
+        v = c.verdict
+        similarity = f"**{v.similarity}/100** ({v.word})" if v is not None else "none (silent)"
         lines.append(
-            f"| {c['rank']} | {c['distance']:.3f} | {escape_markdown(c['start'])} | "
-            f"{escape_markdown(Path(c['preset_path']).name)} |"
+            f"| {c.rank} | {similarity} | {c.distance:.3f} | {escape_markdown(c.start)} | "
+            f"{escape_markdown(c.preset_path.name)} |"
         )
     return "\n".join(lines)
 
@@ -460,8 +729,8 @@ def stats_markdown(info: dict) -> str:
         return f"**Refinement:** skipped ({ref.get('reason', 'unavailable')})."
     rate = ref.get("evals_per_s")
     rows = [
-        ("initial loss", f"{ref['initial_loss']:.4f}"),
-        ("final loss", f"{ref['final_loss']:.4f}"),
+        ("search loss at the start", f"{ref['initial_loss']:.4f}"),
+        ("search loss at the end", f"{ref['final_loss']:.4f}"),
         ("improved", "yes" if ref.get("improved") else "no (the start was kept)"),
         ("evaluations", f"{ref['n_evals']}" + (f" ({rate:.1f}/s)" if rate else "")),
         ("time", f"{ref['elapsed_s']:.1f} s"),
@@ -477,6 +746,11 @@ def stats_markdown(info: dict) -> str:
         rows.append(("candidates", str(len(info["candidates"]))))
     lines = ["**Refinement (CMA-ES)**", "", "| statistic | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
+    lines += [
+        "",
+        "The search loss is what the refinement minimised, on renders with every random phase held still; "
+        "the distance above is measured on a fresh render of the downloaded preset, the sound you get.",
+    ]
     return "\n".join(lines)
 
 

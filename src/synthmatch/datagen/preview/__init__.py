@@ -17,10 +17,12 @@ export), `errors`, and `app` (the Textual screens; importing it without textual 
 
 from __future__ import annotations
 
+from synthmatch.audio.pitch import note_name
+
 from .app import DEFAULT_PAGE_SIZE, DatasetPicker, PreviewApp, find_datasets, run_preview
 from .errors import TUI_INSTALL, PreviewError, TuiUnavailable
 from .output import AudioOutput, export_example
-from .panels import envelope, module_title, note_name, parameter_lines, spectrogram
+from .panels import envelope, module_title, parameter_lines, spectrogram
 
 __all__ = [
     "PreviewApp",

@@ -11,13 +11,14 @@ from typing import cast
 
 import numpy as np
 
+from synthmatch.audio.pitch import note_name
 from synthmatch.datagen.store import Dataset, DatasetError
 from synthmatch.errors import SynthmatchError
 from synthmatch.synth.presets import Preset
 
 from .errors import TUI_INSTALL, PreviewError, TuiUnavailable
 from .output import AudioOutput, export_example
-from .panels import envelope, note_name, parameter_lines, spectrogram
+from .panels import envelope, parameter_lines, spectrogram
 
 log = logging.getLogger("synthmatch.datagen.preview")
 

@@ -10,7 +10,6 @@ from synthmatch.synth.display import display_text
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Preset
 
-_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _MODULE_TITLES = {
     "osc": "Oscillator",
     "env": "Envelope",
@@ -19,11 +18,6 @@ _MODULE_TITLES = {
     "filter": "Filter",
     "macro_control": "Macro",
 }
-
-
-def note_name(midi_note: int) -> str:
-    """60 -> "C4" (Vital's and most DAWs' octave numbering)."""
-    return f"{_NOTE_NAMES[midi_note % 12]}{midi_note // 12 - 1}"
 
 
 def module_title(module: str) -> str:
