@@ -166,3 +166,17 @@ def test_a_match_its_peaks_hold_below_the_target_gets_a_soft_clip_limiter(render
     own = match_preset(driven.with_values(distortion_drive=0.0), 2, target, renderer)
     assert own.steps.level is not None and own.steps.level.limiter_drive_db is None
     assert own.preset.values["distortion_drive"] == 0.0
+
+
+def test_voice_amplitude_gain_is_heard_as_asked(renderer):
+    """Volume at its top, the rest of a gain comes from Voice Amplitude, which plays squared: +6 dB asked
+    is +6 dB heard (measured on renders), not +12."""
+    from synthmatch.inference.calibrate import _gain_staged
+
+    quiet = Preset.init().with_values(voice_amplitude=0.25)
+    top = _gain_staged(quiet, 100.0, ())[0]  # Volume alone, as far as it goes
+    louder, left = _gain_staged(top, 6.0, ("voice",))
+    assert left == pytest.approx(0.0, abs=0.05)
+    before = rms_db(renderer.render(top, NOTE, 0.5, 1.0, fresh=True))
+    after = rms_db(renderer.render(louder, NOTE, 0.5, 1.0, fresh=True))
+    assert after - before == pytest.approx(6.0, abs=0.5)

@@ -145,3 +145,10 @@ def test_a_failed_start_shows_no_sentinel_loss():
     assert (
         _refinement_fact(real) == "CMA-ES refinement: loss 0.900 -> 0.400 in 40 evaluations over 9 parameters"
     )
+    # --json and the demo's table: null, not the sentinel
+    summary = failed.info
+    assert summary["initial_loss"] is None and summary["final_loss"] == 3.727
+    from synthmatch.web.demo import stats_markdown
+
+    table = stats_markdown({"refine": summary})
+    assert "1000" not in table and "| search loss at the start | - |" in table.replace("  ", " ")

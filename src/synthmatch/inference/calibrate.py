@@ -325,10 +325,11 @@ def _gain_staged(preset: Preset, delta_db: float, stages: tuple[str, ...]) -> tu
         if left <= 0.05:
             break
         if stage == "voice":
+            # Voice Amplitude is heard squared (0.5 plays 12 dB quieter: measured), like the levels.
             amp = float(np.clip(preset.values.get("voice_amplitude", 1.0), 1e-4, 1.0))
-            gain = min(left, -20 * math.log10(amp))
+            gain = min(left, -40 * math.log10(amp))
             if gain > 0.05:
-                out = out.with_values(voice_amplitude=amp * 10 ** (gain / 20))
+                out = out.with_values(voice_amplitude=min(1.0, amp * 10 ** (gain / 40)))
                 left -= gain
         elif stage == "eq":
             out, gain = _with_eq_gain(out, left)

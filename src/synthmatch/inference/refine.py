@@ -230,6 +230,11 @@ def stop_on_interrupt() -> Iterator[None]:
         log.debug("Ctrl-C: the search stops and keeps its best so far")
 
 
+def _shown(loss: float) -> float | None:
+    """A loss as a summary shows it: None for `FAILED_LOSS` (a start or search that did not render)."""
+    return None if loss >= FAILED_LOSS else float(loss)
+
+
 @dataclass
 class RefineResult:
     """The refined preset (never worse than the aligned start) and what happened.
@@ -287,9 +292,10 @@ class RefineResult:
             out["template"] = dict(self.template)
         out.update(
             n_params=self.n_params,
-            initial_loss=float(self.initial_loss),
-            aligned_loss=float(self.aligned_loss),
-            final_loss=float(self.final_loss),
+            # the loss of a render that failed is the search's sentinel, not a number to show: null
+            initial_loss=_shown(self.initial_loss),
+            aligned_loss=_shown(self.aligned_loss),
+            final_loss=_shown(self.final_loss),
             n_evals=self.n_evals,
             elapsed_s=round(self.elapsed_s, 3),
             evals_per_s=self.evals_per_s,

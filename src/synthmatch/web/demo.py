@@ -46,6 +46,7 @@ import numpy as np
 from synthmatch.audio.io import AudioError
 from synthmatch.audio.verdict import Verdict, verdict
 from synthmatch.errors import ConfigError, SynthmatchError
+from synthmatch.inference.scoring import FAILED_LOSS
 from synthmatch.synth.params import TIERS
 
 if TYPE_CHECKING:
@@ -487,10 +488,13 @@ class Demo:
 
             def on_refine(state: dict) -> None:
                 # of `evals`, the budget asked for (the search's own budget leaves a few for the final check)
+                losses = (state["initial_loss"], state["best_loss"])
+                shown = (
+                    f", loss {losses[0]:.3f} -> {losses[1]:.3f}" if max(losses) < FAILED_LOSS else ""
+                )  # a failed render's sentinel is no loss to show
                 report(
                     0.1 + 0.8 * min(1.0, state["n_evals"] / evals),
-                    f"CMA-ES refinement: {state['n_evals']}/{evals} evaluations, "
-                    f"loss {state['initial_loss']:.3f} -> {state['best_loss']:.3f}",
+                    f"CMA-ES refinement: {state['n_evals']}/{evals} evaluations{shown}",
                 )
 
             files, info = match_target(target, cfg, self.starter, self.renderer, refine_callback=on_refine)
@@ -717,6 +721,11 @@ def candidates_markdown(candidates: Sequence[DemoCandidate]) -> str:
     return "\n".join(lines)
 
 
+def _loss_text(loss: float | None) -> str:
+    """A search loss for the table: "-" where the render failed (the summary's null)."""
+    return "-" if loss is None else f"{loss:.4f}"
+
+
 def stats_markdown(info: dict) -> str:
     """The refinement statistics as a Markdown table (or why there are none)."""
     ref = info.get("refine")
@@ -729,8 +738,8 @@ def stats_markdown(info: dict) -> str:
         return f"**Refinement:** skipped ({ref.get('reason', 'unavailable')})."
     rate = ref.get("evals_per_s")
     rows = [
-        ("search loss at the start", f"{ref['initial_loss']:.4f}"),
-        ("search loss at the end", f"{ref['final_loss']:.4f}"),
+        ("search loss at the start", _loss_text(ref.get("initial_loss"))),
+        ("search loss at the end", _loss_text(ref.get("final_loss"))),
         ("improved", "yes" if ref.get("improved") else "no (the start was kept)"),
         ("evaluations", f"{ref['n_evals']}" + (f" ({rate:.1f}/s)" if rate else "")),
         ("time", f"{ref['elapsed_s']:.1f} s"),
