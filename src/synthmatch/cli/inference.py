@@ -108,7 +108,8 @@ def _result_line(r: MatchResult) -> str:
         line += f", {verdict(info['match_distance']).text}"
     ref = info.get("refine") or {}
     if ref and not ref.get("skipped"):
-        line += f" (refined: {ref['n_evals']} renders{', interrupted' if r.interrupted else ''})"
+        renders = info.get("renders", ref["n_evals"])  # with several candidates: all of theirs
+        line += f" (refined: {renders} renders{', interrupted' if r.interrupted else ''})"
     if info.get("fallback"):
         line += " [fell back to Vital's init preset: the start was silent]"
     others = info.get("candidates") or []
@@ -116,9 +117,13 @@ def _result_line(r: MatchResult) -> str:
         line += "; other candidates: " + ", ".join(
             f"{verdict(c['distance']).similarity}/100" for c in others[1:]
         )
-    paths = list(r.outputs.values())
-    outputs = f"{paths[0].with_suffix('')}.{{{','.join(p.suffix[1:] for p in paths)}}}"
-    return f"{line} -> {outputs if len(paths) > 1 else paths[0]}"
+    best = [p for k, p in r.outputs.items() if "." not in k]  # "preset", "audio"...: not "preset.2"
+    outputs = (
+        best[0] if len(best) == 1 else f"{best[0].with_suffix('')}.{{{','.join(p.suffix[1:] for p in best)}}}"
+    )
+    if len(others) > 1:
+        outputs = f"{outputs} (and {best[0].stem}.2 ... {best[0].stem}.{len(others)})"
+    return f"{line} -> {outputs}"
 
 
 def _kinds(text: str) -> tuple[str, ...]:
