@@ -63,7 +63,7 @@ def add_params(p: argparse.ArgumentParser) -> None:
 
 def run_render(args: argparse.Namespace) -> int:
     from synthmatch.audio.io import write_wav
-    from synthmatch.inference.tutorial import note_name
+    from synthmatch.audio.pitch import note_name
     from synthmatch.synth.presets import Preset, played_note_for
     from synthmatch.synth.render import Renderer
 

@@ -594,7 +594,7 @@ def _match_files(
     """The files of one match: the preset with its name, comments and note, its WAV and PNG, its tutorial.
 
     Nothing in them names a path of this machine: the target, the start and the model by file name."""
-    from synthmatch.inference.tutorial import note_name
+    from synthmatch.audio.pitch import note_name
     from synthmatch.synth.presets import PlayedNote
 
     start_source, start_text = _match_start(match, start_source, start_description)

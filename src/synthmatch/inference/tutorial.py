@@ -31,7 +31,7 @@ from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Modulation, Preset
 from synthmatch.synth.wavetables import BASIC_SHAPES_POSITIONS
 
-__all__ = ["tutorial_markdown", "note_name", "SECTIONS"]
+__all__ = ["tutorial_markdown", "SECTIONS"]
 
 # the sections, in the order of Vital's panels
 SECTIONS = (

@@ -37,7 +37,7 @@ try:
 except ImportError as exc:  # the web extra is missing
     raise WebUnavailable(f"the web demo needs the web extra ({exc}); install it with {WEB_INSTALL}") from exc
 
-from synthmatch.inference.tutorial import note_name
+from synthmatch.audio.pitch import note_name
 from synthmatch.web.demo import PARAMETER_COLUMNS, Demo, DemoConfig, DemoResult, escape_markdown
 
 log = logging.getLogger(__name__)

@@ -627,7 +627,8 @@ def _zip(path: Path, members: Sequence[Path]) -> Path:
 def _wide_figure(target, audio, info: dict) -> bytes:
     from synthmatch.inference.compare import comparison_png
 
-    start = info.get("start", {}).get("source", "")
+    # where the written match began ("init" after a fall-back), not where matching was asked to start
+    start = (info.get("match_start") or info.get("start") or {}).get("source", "")
     refined = ", refined" if (info.get("refine") or {}).get("n_evals") else ""
     distance = info.get("match_distance")
     title = f"{target.path.name}: MIDI {info.get('midi_note')}"
@@ -644,7 +645,7 @@ def _wide_figure(target, audio, info: dict) -> bytes:
 
 
 def _note_name(midi: int) -> str:
-    from synthmatch.inference.tutorial import note_name
+    from synthmatch.audio.pitch import note_name
 
     return note_name(midi)
 
