@@ -7,7 +7,7 @@ import math
 import pytest
 
 from synthmatch.audio.distances import match_distance
-from synthmatch.audio.verdict import INDISTINGUISHABLE, UNRELATED, WORDS, verdict
+from synthmatch.audio.verdict import INDISTINGUISHABLE, UNRELATED, WORDS, Verdict, verdict
 from synthmatch.synth.presets import Preset
 
 
@@ -28,6 +28,7 @@ def test_text_and_dict():
     v = verdict(0.3)
     assert v.text == f"similarity {v.similarity}/100 ({v.word}), distance 0.300"
     assert v.as_dict() == {"distance": 0.3, "similarity": v.similarity, "verdict": v.word}
+    assert Verdict.from_dict(v.as_dict()) == v
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])

@@ -152,3 +152,18 @@ def test_a_failed_start_shows_no_sentinel_loss():
 
     table = stats_markdown({"refine": summary})
     assert "1000" not in table and "| search loss at the start | - |" in table.replace("  ", " ")
+    # every loss of the --json record, however deep; a pitch or a time above 1000 stays
+    from pathlib import Path
+
+    from synthmatch.inference.pipeline import MatchResult
+
+    info = {
+        "pitch": {"f0_hz": 1760.0},
+        "refine": {"history": [FAILED_LOSS, 0.5], "elapsed_s": 1200.0},
+        "candidates": [{"search_loss": FAILED_LOSS}],
+        "discrete_tried": {"filter_1_model": {"6": FAILED_LOSS, "0": 0.2}},
+    }
+    record = MatchResult(input=Path("x.wav"), info=info).summary()
+    assert record["pitch"]["f0_hz"] == 1760.0 and record["refine"]["elapsed_s"] == 1200.0
+    assert record["refine"]["history"] == [None, 0.5] and record["candidates"][0]["search_loss"] is None
+    assert record["discrete_tried"]["filter_1_model"] == {"6": None, "0": 0.2}

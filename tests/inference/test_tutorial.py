@@ -111,6 +111,17 @@ def test_voice_amplitude_folds_into_volume_without_level_dependent_effects():
     assert "Voice Amplitude 0.5" not in md
 
 
+def test_a_modulated_voice_amplitude_is_not_folded():
+    """A tremolo moves Voice Amplitude around its base: folding the base into Volume would clip its top."""
+    tremolo = (
+        Preset.init()
+        .with_values(voice_amplitude=0.5, lfo_3_frequency=2.0)
+        .with_modulations([Modulation("lfo_3", "voice_amplitude", 0.3, bipolar=True)])
+    )
+    md = _markdown(tremolo)
+    assert "folded in" not in md and "Voice Amplitude" in md
+
+
 def test_the_default_chain_order_and_an_init_patch_say_nothing_extra():
     md = _markdown(Preset.init().with_values(reverb_on=1, chorus_on=1))
     assert "Effect chain" not in md and md.index("### Chorus") < md.index("### Reverb")

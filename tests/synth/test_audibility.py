@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthmatch.audio.distances import match_distance
 from synthmatch.synth.audibility import Audibility, inaudible_reason
 from synthmatch.synth.presets import Preset
 
@@ -38,15 +39,22 @@ def test_switches_and_routing_make_controls_audible():
     assert inaudible_reason("filter_1_cutoff", silent).startswith("no oscillator or sample is on")
 
 
+def _same_sound(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal within a render's own noise (a control that plays moves these renders by a distance near 1)."""
+    return match_distance(a, b, 44100) < 0.02  # the `renderer` fixture's rate
+
+
 def test_compressor_bands_left_out_by_enabled_bands_are_inaudible(renderer):
     """With Enabled Bands at Single Band a low or high band's gain renders identically."""
     p = Preset.init().with_values(compressor_on=1)
     single_band = p.with_values(compressor_enabled_bands=3, osc_1_random_phase=0)
     quiet, loud = (
-        renderer.render(single_band.with_values(compressor_low_gain=g, compressor_high_gain=g), 36, 0.3, 0.4)
+        renderer.render(
+            single_band.with_values(compressor_low_gain=g, compressor_high_gain=g), 36, 0.3, 0.4, fresh=True
+        )
         for g in (0, 25)
     )
-    assert np.array_equal(quiet, loud)
+    assert _same_sound(quiet, loud)  # (25 dB on a band that plays is a distance near 1)
     multiband = Audibility(p)
     assert multiband.audible("compressor_low_gain") and multiband.audible("compressor_high_upper_ratio")
     single = Audibility(p.with_values(compressor_enabled_bands=3))
@@ -61,8 +69,11 @@ def test_the_comb_blend_offset_is_heard_only_where_the_model_has_one(renderer):
     base = Preset.init().with_values(filter_1_on=1, filter_1_cutoff=70, osc_1_random_phase=0)
     for model, heard in ((0, False), (6, True)):  # Analog, Comb
         p = base.with_values(filter_1_model=model)
-        a, b = (renderer.render(p.with_values(filter_1_blend_transpose=t), 48, 0.3, 0.4) for t in (10, 70))
-        assert (not np.array_equal(a, b)) == heard == Audibility(p).audible("filter_1_blend_transpose")
+        a, b = (
+            renderer.render(p.with_values(filter_1_blend_transpose=t), 48, 0.3, 0.4, fresh=True)
+            for t in (10, 70)
+        )
+        assert (not _same_sound(a, b)) == heard == Audibility(p).audible("filter_1_blend_transpose")
     assert "comb blend offset is unused" in inaudible_reason("filter_1_blend_transpose", base)
 
 

@@ -79,7 +79,7 @@ def test_the_played_note_is_stored_in_the_file_and_read_back(tmp_path, caplog):
     assert _vita.new_synth().load_json(path.read_text())  # a field Vital ignores
     assert Preset.load(path).played_note == note and Preset.init().played_note is None
     assert played_note_for(Preset.load(path)) == (note, "the note it was matched at, stored in the preset")
-    assert played_note_for(Preset.init(), note_duration_s=3.0)[0] == PlayedNote(60, 3.0, 2.0)
+    assert played_note_for(Preset.init(), note_duration_s=3.0)[0] == PlayedNote(60, 3.0, 3.0)  # all of it
     given = played_note_for(Preset.load(path), midi_note=40, note_duration_s=2.0)
     assert given == (PlayedNote(40, 2.0, 2.0), "the note given")  # held longer: rendered whole
     doc[PLAYED_NOTE_KEY] = {"midi_note": 300, "note_duration_s": 0.6, "duration_s": 1.0}

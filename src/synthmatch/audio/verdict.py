@@ -52,6 +52,11 @@ class Verdict:
     def as_dict(self) -> dict:
         return {"distance": round(self.distance, 5), "similarity": self.similarity, "verdict": self.word}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Verdict:
+        """The inverse of `as_dict` (a --json record's "verdict")."""
+        return cls(float(d["distance"]), int(d["similarity"]), str(d["verdict"]))
+
 
 def verdict(distance: float) -> Verdict:
     """The similarity and word of a `match_distance` (ValueError for a negative or non-finite one)."""

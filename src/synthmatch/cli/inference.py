@@ -99,13 +99,16 @@ def _result_line(r: MatchResult) -> str:
         # the error names the file already (most do): said once
         return f"{r.input}: error: {r.error.removeprefix(f'{r.input}: ')}"
     from synthmatch.audio.pitch import note_name
-    from synthmatch.audio.verdict import verdict
+    from synthmatch.audio.verdict import Verdict
 
     info = r.info
     midi = info.get("midi_note")
     line = f"{r.input}: MIDI {midi}" + (f" ({note_name(midi)})" if isinstance(midi, int) else "")
-    if "match_distance" in info:  # measured on a fresh render of the exported preset
-        line += f", {verdict(info['match_distance']).text}"
+    score = info.get("verdict")  # the pipeline's, of the distance measured on a fresh render of the .vital
+    if score:
+        line += f", {Verdict.from_dict(score).text}"
+    elif "match_distance" in info:
+        line += f", distance {info['match_distance']}"
     ref = info.get("refine") or {}
     if ref and not ref.get("skipped"):
         renders = info.get("renders", ref["n_evals"])  # with several candidates: all of theirs
@@ -115,7 +118,7 @@ def _result_line(r: MatchResult) -> str:
     others = info.get("candidates") or []
     if len(others) > 1:
         line += "; other candidates: " + ", ".join(
-            f"{verdict(c['distance']).similarity}/100" for c in others[1:]
+            f"{c['similarity']}/100" if "similarity" in c else "silent" for c in others[1:]
         )
     best = [p for k, p in r.outputs.items() if "." not in k]  # "preset", "audio"...: not "preset.2"
     outputs = (

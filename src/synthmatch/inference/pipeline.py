@@ -388,21 +388,46 @@ class MatchResult:
         return self.outputs.get("audio")
 
     def summary(self) -> dict:
+        """The record `--json` prints; a loss of a render that failed (the search's `FAILED_LOSS`) is null."""
+        return _without_sentinels(
+            {
+                "input": str(self.input),
+                "preset": str(self.preset_path) if self.preset_path else None,
+                "audio": str(self.audio_path) if self.audio_path else None,
+                "outputs": {k: str(v) for k, v in self.outputs.items()},
+                "seconds": round(self.seconds, 3),
+                "error": self.error,
+                **({"interrupted": True} if self.interrupted else {}),
+                **self.info,
+            }
+        )
+
+
+_LOSS_KEYS = ("loss", "discrete_tried", "template_probe", "verify", "history")
+
+
+def _without_sentinels(value: Any, is_loss: bool = False) -> Any:
+    """`value` with every loss at or above `FAILED_LOSS` (a failed render's) replaced by None. Losses are
+    the values under a key that names one (`_LOSS_KEYS`); other numbers (a pitch in Hz, seconds) can be
+    that large and stay."""
+    from synthmatch.inference.scoring import FAILED_LOSS
+
+    if isinstance(value, float):
+        return None if is_loss and value >= FAILED_LOSS else value
+    if isinstance(value, dict):
         return {
-            "input": str(self.input),
-            "preset": str(self.preset_path) if self.preset_path else None,
-            "audio": str(self.audio_path) if self.audio_path else None,
-            "outputs": {k: str(v) for k, v in self.outputs.items()},
-            "seconds": round(self.seconds, 3),
-            "error": self.error,
-            **({"interrupted": True} if self.interrupted else {}),
-            **self.info,
+            k: _without_sentinels(v, is_loss or any(w in str(k) for w in _LOSS_KEYS))
+            for k, v in value.items()
         }
+    if isinstance(value, (list, tuple)):
+        return [_without_sentinels(v, is_loss) for v in value]
+    return value
 
 
 class MatchInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a refinement of `run_infer`: that input's best match so far was finished and
-    written (`result`, the last of `results`); the inputs after it were not matched."""
+    """Ctrl-C stopped `run_infer`. During a refinement, that input's best match so far was finished and
+    written (`result`, the last of `results`); elsewhere that input was not written (`result.error` says
+    so). The inputs before it are in `results` as they were written; those after it were not matched."""
 
     def __init__(self, results: list[MatchResult]):
         super().__init__("interrupted")
@@ -773,6 +798,14 @@ def run_infer(cfg: InferConfig, on_result: Callable[[MatchResult], None] | None 
                     target, cfg, starter, renderer, progress=single and cfg.progress
                 )
                 result.outputs = write_match(outputs, planned[path], overwrite=cfg.overwrite)
+            except KeyboardInterrupt:
+                # Ctrl-C outside a search (loading, predicting, finishing, or a second Ctrl-C): this input
+                # is not written; the ones before it were, and the caller still gets their results.
+                result.error = f"{path}: interrupted before its match was written"
+                result.interrupted = True
+                result.seconds = time.perf_counter() - t0
+                results.append(result)
+                raise MatchInterrupted(results) from None
             except SynthmatchError as exc:
                 result.error = str(exc)
                 if single:

@@ -687,6 +687,7 @@ class _Search:
                 self._mark(self.best_loss)
                 self.generations += 1
                 gen_s = time.perf_counter() - g0
+                log.debug("refinement generation %d: best loss %.4f", self.generations, self.best_loss)
                 if self.bar is not None:
                     self.bar.update(len(batch))
                     self.bar.set_postfix(loss=f"{self.best_loss:.4f}")

@@ -249,7 +249,11 @@ class _Differences:
         amp_spec = ps["voice_amplitude"]
         amp = amp_spec.clamp(values.get("voice_amplitude", amp_spec.default))
         amp0 = amp_spec.clamp(init.values.get("voice_amplitude", amp_spec.default))
-        fold = not any(_is_on(preset, f"{e}_on") for e in _NONLINEAR_EFFECTS)
+        # Volume plays the same gain unless a level-dependent effect follows, or a connection (a tremolo)
+        # moves Voice Amplitude around its base: then the base has to stay where it is.
+        fold = not any(_is_on(preset, f"{e}_on") for e in _NONLINEAR_EFFECTS) and not any(
+            m.destination == "voice_amplitude" for m in self.modulations
+        )
         folded = fold and display_text("voice_amplitude", amp) != display_text("voice_amplitude", amp0)
         if fold:  # Voice Amplitude has no knob: Volume plays the same gain
             values["volume"] = volume_with_voice_amplitude(

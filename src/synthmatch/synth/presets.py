@@ -123,13 +123,15 @@ def played_note_for(
     duration_s: float | None = None,
 ) -> tuple[PlayedNote, str]:
     """The note to play `preset` at, and why that note: a value given wins, then the note stored in the
-    preset, then `DEFAULT_PLAYED_NOTE`. ConfigError for a note or time out of range."""
+    preset, then `DEFAULT_PLAYED_NOTE`. A key held longer than the length, with no length given, lengthens
+    the render to hold all of it. Values out of range are the renderer's to refuse (`RenderSettingsError`,
+    a one-line message that names the value)."""
     stored = preset.played_note
     base = stored or DEFAULT_PLAYED_NOTE
     held = base.note_duration_s if note_duration_s is None else float(note_duration_s)
     length = base.duration_s if duration_s is None else float(duration_s)
-    if duration_s is None and stored is not None:
-        length = max(length, held)  # a longer key time than the match's: render all of it
+    if duration_s is None:
+        length = max(length, held)  # a longer key time than the stored or default length: render all of it
     note = PlayedNote(base.midi_note if midi_note is None else int(midi_note), held, length)
     if midi_note is not None:
         why = "the note given"

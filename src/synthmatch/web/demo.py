@@ -519,7 +519,11 @@ class Demo:
             playback / "target.wav", target.audio, gains_db[0], target.sample_rate
         )
         listed = info.get("candidates") or [
-            {"rank": 1, "distance": info["match_distance"], "start": info.get("start", {})}
+            {
+                "rank": 1,
+                "distance": info["match_distance"],
+                "start": info.get("match_start") or info.get("start", {}),
+            }
         ]
         candidates = []
         for c, one, gain_db in zip(listed, ranked, gains_db[1:]):
@@ -557,7 +561,12 @@ class Demo:
             tutorial_md=files.tutorial_md or "",
             status_md=status_markdown(path.name, public_info, seconds),
             stats_md=stats_markdown(info) + "\n\n" + cli_markdown(path.name, cfg, self.cfg),
-            parameters=parameter_rows(files.preset, int(start.get("tier", self.starter.tier)), start),
+            # the model's confidences describe its prediction, not init's values after a fall-back
+            parameters=parameter_rows(
+                files.preset,
+                int(start.get("tier", self.starter.tier)),
+                None if info.get("fallback") else start,
+            ),
             info=info,
             seconds=seconds,
             candidates=candidates,
@@ -662,7 +671,8 @@ def status_markdown(name: str, info: dict, seconds: float) -> str:
             how = "no clear pitch: a drum or noise? Set the MIDI note to choose one"
     else:
         how = "your override"
-    start = escape_markdown(info.get("start", {}).get("description", ""))
+    # where the written match began: "Vital's init preset" after a fall-back, not the model it was asked for
+    start = escape_markdown((info.get("match_start") or info.get("start") or {}).get("description", ""))
     ref = info.get("refine") or {}
     refined = " and refined with CMA-ES" if ref and not ref.get("skipped") else ""
     distance = info.get("match_distance")

@@ -76,10 +76,12 @@ def _render_rows(
                 _failure_text(item, note, why, level, originals, silence_db, schema.tier)
                 for note, why, level in fails
             ]
-            # A file that sounds but whose projection is silent is the tier's limit, not a broken file:
-            # skipped by design.
+            # A file that sounds but whose projection is silent, having lost something to the tier (a
+            # connection, a reset control), is the tier's limit, not a broken file: skipped by design. With
+            # nothing lost the two are the same preset, and a silent row is render noise at the threshold.
+            projected_away = bool(item.reset) or any(r != "bypassed slot" for _, r in item.dropped)
             lost = [
-                why == "silent" and originals.get((item.file, note), -240.0) >= silence_db
+                projected_away and why == "silent" and originals.get((item.file, note), -240.0) >= silence_db
                 for note, why, _ in fails
             ]
             if len(fails) == len(notes):

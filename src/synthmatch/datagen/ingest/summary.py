@@ -22,7 +22,8 @@ class IngestSummary:
     rows_written: int = 0
     rows_in_file: int = 0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    # (file, reason): presets split.json declares unusable as one-note targets, left out on purpose
+    # (file, reason) left out on purpose: presets split.json declares unusable as one-note targets, and
+    # files that sound but whose tier projection is silent at every note (what made them sound was lost)
     skipped_by_design: list[tuple[str, str]] = field(default_factory=list)
     skipped_rows: list[tuple[str, int, str]] = field(default_factory=list)  # (file, note, reason)
     skipped_rows_by_design: list[tuple[str, int, str]] = field(default_factory=list)  # projection silent
