@@ -20,11 +20,14 @@ from synthmatch.audio.pitch import note_name
 from synthmatch.synth.audibility import Audibility
 from synthmatch.synth.display import display_name, display_text
 from synthmatch.synth.panel import (
+    BAND_TITLES,
     EFFECT_CHAIN,
     EFFECT_TITLES,
     curve_text,
     effect_order,
+    module_title,
     no_knob_reason,
+    source_title,
     volume_with_voice_amplitude,
 )
 from synthmatch.synth.params import param_space
@@ -156,7 +159,6 @@ _ORDER: dict[str, tuple[str, ...]] = {
     "global": ("voice_transpose", "voice_tune", "volume", "stereo_mode", "stereo_routing"),
 }
 # Settings shown together, one line per band: (module, line title, ((control, label), ...)).
-_BAND_TITLES = (("low", "Low band"), ("band", "Band (the middle one)"), ("high", "High band"))
 _GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     *(
         (
@@ -164,7 +166,7 @@ _GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             f"EQ {title}",
             tuple((f"eq_{b}_{c}", c) for c in ("mode", "cutoff", "gain", "resonance")),
         )
-        for b, title in _BAND_TITLES
+        for b, title in BAND_TITLES
     ),
     *(
         (
@@ -178,7 +180,7 @@ _GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 (f"compressor_{b}_lower_ratio", "lower ratio"),
             ),
         )
-        for b, title in _BAND_TITLES
+        for b, title in BAND_TITLES
     ),
 )
 _GROUP_OF = {control: i for i, (_, _, members) in enumerate(_GROUPS) for control, _ in members}
@@ -194,30 +196,6 @@ def _kind(module: str) -> str:
     if module in EFFECT_CHAIN:
         return "effect"
     return "global"
-
-
-def _source_title(source: str) -> str:
-    for prefix, title in (
-        ("env_", "Envelope "),
-        ("lfo_", "LFO "),
-        ("random_", "Random LFO "),
-        ("macro_control_", "Macro "),
-    ):
-        if source.startswith(prefix):
-            return title + source[len(prefix) :]
-    return source.replace("_", " ").title()
-
-
-def _module_title(module: str) -> str:
-    if module.startswith("osc_"):
-        return f"Oscillator {module[-1]}"
-    if module == "sample":
-        return "Sample"
-    if module.startswith("filter_") and module != "filter_fx":
-        return f"Filter {module[-1]}"
-    if module.startswith(("env_", "lfo_", "random_", "macro_control_")):
-        return _source_title(module)
-    return EFFECT_TITLES.get(module, module.replace("_", " ").title())
 
 
 def _is_on(preset: Preset, switch: str) -> bool:
@@ -339,7 +317,7 @@ def _wavetable_lines(preset: Preset, osc: int) -> list[str]:
             and tables[earlier] == tables[osc]
             and _table_lines(preset, earlier)
         ):
-            return [f"- Wavetable: the same as {_module_title(f'osc_{earlier + 1}')}'s"]
+            return [f"- Wavetable: the same as {module_title(f'osc_{earlier + 1}')}'s"]
     return _table_lines(preset, osc)
 
 
@@ -378,7 +356,7 @@ def _modulation_line(m: Modulation) -> str:
         parts.append(f"{curve} (drag its curve in the modulation matrix)")
     if m.stereo:
         parts.append("stereo")
-    return f"- {_source_title(m.source)} -> {dest}, {', '.join(parts)}"
+    return f"- {source_title(m.source)} -> {dest}, {', '.join(parts)}"
 
 
 def _lfo_shape_lines(preset: Preset, lfo: int) -> list[str]:
@@ -418,7 +396,7 @@ def _oscillator_blocks(preset: Preset, diff: _Differences) -> list[tuple[str, li
             lines = head + _wavetable_lines(preset, i - 1) + rest
         else:
             lines = head  # switched off: its other settings cannot be heard
-        blocks.append((_module_title(module), lines))
+        blocks.append((module_title(module), lines))
     return blocks
 
 
@@ -440,21 +418,21 @@ def _effect_blocks(preset: Preset, diff: _Differences) -> tuple[list[str], list[
     if len(on) > 1 and on != [e for e in EFFECT_CHAIN if e in on]:  # init's order is alphabetical
         names = " -> ".join(EFFECT_TITLES[e] for e in on)
         order_lines = [f"- Effect chain, first to last (drag the effect tabs into this order): {names}"]
-    return order_lines, [(_module_title(m), diff.lines(m)) for m in chain]
+    return order_lines, [(module_title(m), diff.lines(m)) for m in chain]
 
 
 def _exported_file_lines(preset: Preset, diff: _Differences) -> list[str]:
     """What only the exported .vital carries exactly."""
     lines = []
     tables = [
-        _module_title(f"osc_{i}")
+        module_title(f"osc_{i}")
         for i in (1, 2, 3)
         if _is_on(preset, f"osc_{i}_on") and _wavetable_lines(preset, i - 1)
     ]
     if tables:
         lines.append(f"- The wavetable of {', '.join(tables)} (see above)")
     shapes = [
-        _source_title(f"lfo_{i}")
+        source_title(f"lfo_{i}")
         for i in range(1, 9)
         if any(m.source == f"lfo_{i}" for m in diff.modulations) and _lfo_shape_lines(preset, i - 1)
     ]
@@ -511,20 +489,20 @@ def tutorial_markdown(
     )
     out += _section(
         SECTIONS[2],
-        [(_module_title(m), diff.lines(m)) for m in ("filter_1", "filter_2")],
+        [(module_title(m), diff.lines(m)) for m in ("filter_1", "filter_2")],
         "No filter: leave both off, as in the init preset.",
     )
     out += _section(
         SECTIONS[3],
         [
-            (_module_title(f"env_{i}") + (" (amplitude)" if i == 1 else ""), diff.lines(f"env_{i}"))
+            (module_title(f"env_{i}") + (" (amplitude)" if i == 1 else ""), diff.lines(f"env_{i}"))
             for i in range(1, 7)
         ],
         "Leave the envelopes as in the init preset.",
     )
     lfo_blocks = [
         (
-            _source_title(f"lfo_{i}"),
+            source_title(f"lfo_{i}"),
             diff.lines(f"lfo_{i}")
             + (
                 _lfo_shape_lines(preset, i - 1)
@@ -534,11 +512,11 @@ def tutorial_markdown(
         )
         for i in range(1, 9)
     ]
-    lfo_blocks += [(_source_title(f"random_{i}"), diff.lines(f"random_{i}")) for i in range(1, 5)]
+    lfo_blocks += [(source_title(f"random_{i}"), diff.lines(f"random_{i}")) for i in range(1, 5)]
     out += _section(SECTIONS[4], lfo_blocks, "Leave the LFOs as in the init preset.")
     mod_blocks = [("Connections (modulation matrix)", [_modulation_line(m) for m in diff.modulations])]
     mod_blocks += [
-        (_source_title(f"macro_control_{i}"), diff.lines(f"macro_control_{i}")) for i in range(1, 5)
+        (source_title(f"macro_control_{i}"), diff.lines(f"macro_control_{i}")) for i in range(1, 5)
     ]
     out += _section(SECTIONS[5], mod_blocks, "No modulation beyond the init preset's.")
     order_lines, effect_blocks = _effect_blocks(preset, diff)

@@ -23,6 +23,9 @@ import re
 __all__ = [
     "EFFECT_CHAIN",
     "EFFECT_TITLES",
+    "BAND_TITLES",
+    "module_title",
+    "source_title",
     "effect_order",
     "effect_order_code",
     "no_knob_reason",
@@ -54,6 +57,37 @@ EFFECT_TITLES = {
     "phaser": "Phaser",
     "reverb": "Reverb",
 }
+# The compressor's and EQ's bands as the panel names them: (control infix, title).
+BAND_TITLES = (("low", "Low band"), ("band", "Band (the middle one)"), ("high", "High band"))
+
+
+def source_title(source: str) -> str:
+    """A modulation source as Vital's panels name it: env_2 -> "Envelope 2", random_1 -> "Random LFO 1"."""
+    for prefix, title in (
+        ("env_", "Envelope "),
+        ("lfo_", "LFO "),
+        ("random_", "Random LFO "),
+        ("macro_control_", "Macro "),
+    ):
+        if source.startswith(prefix):
+            return title + source[len(prefix) :]
+    return source.replace("_", " ").title()
+
+
+def module_title(module: str) -> str:
+    """A module as its panel is titled: osc_1 -> "Oscillator 1", filter_2 -> "Filter 2", env_1 ->
+    "Envelope 1", filter_fx -> "Filter FX" (the effect; its tab reads "Filter"), eq -> "EQ"."""
+    if module.startswith("osc_"):
+        return f"Oscillator {module[-1]}"
+    if module.startswith("filter_") and module != "filter_fx":
+        return f"Filter {module[-1]}"
+    if module.startswith(("env_", "lfo_", "random_", "macro_control_")):
+        return source_title(module)
+    if module == "filter_fx":
+        return "Filter FX"
+    return EFFECT_TITLES.get(module, {"global": "Global"}.get(module, module.replace("_", " ").title()))
+
+
 _CURVE_RE = re.compile(r"^env_\d_(attack|decay|release)_power$")
 _NO_KNOB = {
     "effect_chain_order": "the order of the effect tabs (drag them in the Effects page)",

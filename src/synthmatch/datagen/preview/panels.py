@@ -7,25 +7,9 @@ import re
 import numpy as np
 
 from synthmatch.synth.display import display_text
+from synthmatch.synth.panel import module_title
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Preset
-
-_MODULE_TITLES = {
-    "osc": "Oscillator",
-    "env": "Envelope",
-    "lfo": "LFO",
-    "random": "Random",
-    "filter": "Filter",
-    "macro_control": "Macro",
-}
-
-
-def module_title(module: str) -> str:
-    """osc_1 -> "Oscillator 1", filter_fx -> "Filter FX", macro_control_2 -> "Macro 2", eq -> "EQ"."""
-    m = re.match(r"^([a-z_]+?)_(\d+)$", module)
-    if m and m.group(1) in _MODULE_TITLES:
-        return f"{_MODULE_TITLES[m.group(1)]} {m.group(2)}"
-    return {"filter_fx": "Filter FX", "eq": "EQ", "global": "Global"}.get(module, module.title())
 
 
 def parameter_lines(preset: Preset, names: tuple[str, ...], show_all: bool = False) -> list[tuple[str, str]]:
