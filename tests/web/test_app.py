@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from synthmatch.audio.pitch import estimate_pitch
 from synthmatch.synth.presets import Preset
 from tests.helpers import EXAMPLES_DIR, REPO
 
@@ -357,9 +356,7 @@ def test_ab_players_another_note_and_downloads(server, page, tmp_path):
         assert f"match at {label}" in page.inner_text("#note-audio")
         wav = page.request.get(page.locator("#note-audio a[download]").get_attribute("href")).body()
         assert wav[:4] == b"RIFF" and wav != match_wav
-        audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
-        assert estimate_pitch(audio if audio.ndim == 1 else audio.mean(axis=1), sr).midi_note == midi
-        heard.append(wav)
+        heard.append(wav)  # (that the render is at the note asked: tests/web/test_demo.py measures its pitch)
     assert heard[0] != heard[1]
 
     # one zip: the .vital, the WAV, the tutorial (and the spectrograms)

@@ -433,7 +433,9 @@ def build_app(demo: Demo) -> gr.Blocks:
             concurrency_id="synth",
             api_name="match",
         )
-        note_in.input(
+        # .change, not .input: the dropdown's input event was seen to fire for the first choice only
+        # (headless chromium); a match resetting the menu to "choose" renders nothing (play_note: None)
+        note_in.change(
             play_note,
             inputs=[result_state, note_in, ab_choice],
             outputs=note_audio,
