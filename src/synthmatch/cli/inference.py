@@ -25,6 +25,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from a model's prediction (-c CKPT, or the bundled default model) or a preset (--start init |
     PRESET.vital), optionally refines with CMA-ES against the real synth (--refine), and writes the .vital
     preset, plus the match's WAV and a spectrogram PNG (--render) and a Markdown tutorial (--tutorial).
+    --wavetable target gives oscillator 1 a wavetable made from the target's harmonics over the note.
     Each input's line is printed as soon as it is done (with --json, a failing input's line goes to
     stderr and the list is printed at the end). Ctrl-C during a refinement keeps the best match found so
     far: it is finished, written and reported, and the run stops there (a second Ctrl-C stops at once).
@@ -59,6 +60,7 @@ def run_infer(args: argparse.Namespace) -> int:
         starts=args.starts,
         discrete=args.discrete,
         index=args.index,
+        wavetable=args.wavetable,
     )
 
     def show(r: MatchResult) -> None:
@@ -115,6 +117,8 @@ def _result_line(r: MatchResult) -> str:
         line += f" (refined: {renders} renders{', interrupted' if r.interrupted else ''})"
     if info.get("fallback"):
         line += " [fell back to Vital's init preset: the start was silent]"
+    elif (info.get("wavetable") or {}).get("used") == "target":
+        line += " [oscillator 1: a wavetable made from the sound]"
     others = info.get("candidates") or []
     if len(others) > 1:
         line += "; other candidates: " + ", ".join(
@@ -197,6 +201,13 @@ def add_infer(p: argparse.ArgumentParser) -> None:
         "--index",
         type=Path,
         help="nearest-neighbour index for neighbour starts (`synthmatch index`; default: the bundled one)",
+    )
+    p.add_argument(
+        "--wavetable",
+        default="basic",
+        help="oscillator 1's wavetable: basic (Basic Shapes, default), target (made from the target's "
+        "harmonics over the note, its frame moved by an envelope; an unpitched or inharmonic target keeps "
+        "basic and says so) or auto (provisional: target for pitched, harmonic targets, else basic)",
     )
     p.add_argument(
         "--refine-sigma",

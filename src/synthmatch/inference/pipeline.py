@@ -51,6 +51,7 @@ from synthmatch.inference.export import (
 )
 from synthmatch.inference.refine import RefineConfig, keep_best_on_interrupt
 from synthmatch.inference.target import MIN_SAMPLES, Target, load_target
+from synthmatch.inference.target_table import WAVETABLE_CHOICES
 from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset
 
@@ -106,6 +107,10 @@ class InferConfig:
         seed: CMA-ES seed.
         progress: show progress bars.
         overwrite: replace outputs that exist (without it such an input is an error, matched not at all).
+        wavetable: oscillator 1's table: "basic" (Basic Shapes, as the start has it), "target" (a table
+            made from the target's harmonics over the note, `inference.target_table`; a target that is
+            not pitched and harmonic keeps the start's tables, with a WARNING saying so) or "auto" (the
+            same rule, said at INFO; provisional).
     """
 
     inputs: tuple[Path, ...]
@@ -131,8 +136,13 @@ class InferConfig:
     starts: tuple[str, ...] = START_KINDS
     discrete: str = "none"
     index: Path | None = None  # None: the bundled index, when there is one
+    wavetable: str = "basic"
 
     def __post_init__(self) -> None:
+        if self.wavetable not in WAVETABLE_CHOICES:
+            raise ConfigError(
+                f"--wavetable must be one of {', '.join(WAVETABLE_CHOICES)}, got {self.wavetable!r}"
+            )
         if self.candidates is not None and not 1 <= self.candidates <= MAX_CANDIDATES:
             raise ConfigError(f"--candidates must be in 1..{MAX_CANDIDATES}, got {self.candidates}")
         if self.candidates is not None and self.candidates > 1 and not self.refine:
@@ -537,6 +547,8 @@ def match_target(
     if starter.model_window_s is not None:
         info["model_window_s"] = starter.model_window_s
     pitch = estimate_pitch(target.audio, target.sample_rate)
+    if cfg.wavetable != "basic":
+        start, starts, info["wavetable"] = _with_wavetable(cfg.wavetable, target, pitch, start, starts)
     if cfg.midi_note is not None and pitch.pitched and abs(pitch.midi - cfg.midi_note) > 0.5:
         pitch = _pitch_at(cfg.midi_note)  # the user's note wins over the estimate: tune to it
     mt = MatchTarget(target.audio, target.sample_rate, midi, note_s, pitch, name=target.path.name)
@@ -585,6 +597,8 @@ def match_target(
         match.renders += spent
         ranked = [(match, start.description, start.source)]
     best = ranked[0][0]
+    if best.fallback is not None and "wavetable" in info:  # matched from init: no table of the target
+        info["wavetable"] = {**info["wavetable"], "used": "basic", "reason": "the match fell back to init"}
     info.update(best.as_dict(trim=True))
     info["match_distance"] = round(float(best.distance), 5)
     score = _verdict(best.distance)
@@ -603,6 +617,29 @@ def match_target(
             files.alternates.append(one)
     assert files is not None
     return files, info
+
+
+def _with_wavetable(
+    choice: str, target: Target, pitch: PitchEstimate, start: StartPoint, starts: list
+) -> tuple[StartPoint, list, dict[str, Any]]:
+    """The starts with oscillator 1 on a table made from the target (`--wavetable target`), or as they
+    are when the target is not pitched and harmonic (said in one line); and the --json record of it."""
+    from synthmatch.inference.target_table import target_table, with_target_table
+
+    table, why_not = target_table(target.audio, target.sample_rate, pitch, name=target.path.name)
+    if table is None:
+        log.log(
+            logging.WARNING if choice == "target" else logging.INFO,
+            "%s: --wavetable %s: %s; keeping the start's wavetables (a table made from the sound needs "
+            "a pitched, harmonic note)",
+            target.path.name,
+            choice,
+            why_not,
+        )
+        return start, starts, {"asked": choice, "used": "basic", "reason": why_not}
+    start = replace(start, preset=with_target_table(start.preset, table))
+    starts = [replace(s, preset=with_target_table(s.preset, table)) for s in starts]
+    return start, starts, {"asked": choice, "used": "target", **table.as_dict()}
 
 
 def _match_files(

@@ -32,7 +32,7 @@ from synthmatch.synth.panel import (
 )
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Modulation, Preset
-from synthmatch.synth.wavetables import BASIC_SHAPES_POSITIONS
+from synthmatch.synth.wavetables import BASIC_SHAPES_POSITIONS, is_made_from_sound
 
 __all__ = ["tutorial_markdown", "SECTIONS"]
 
@@ -341,6 +341,15 @@ def _table_lines(preset: Preset, osc: int) -> list[str]:
         frames = sum(len(c.get("keyframes", [])) for g in table["groups"] for c in g["components"])
     except (KeyError, TypeError):
         frames = 0
+    if is_made_from_sound(table):
+        return [
+            f'- Wavetable: "{name}", made from the sound itself: {frames} frames, each one cycle of its '
+            "harmonics at one moment of the note, from the attack (frame 0) to the release (frame 256), "
+            "with Wave Frame moved through them by an envelope (see Modulation). To get similar by hand, "
+            "drag the audio file onto this oscillator's wavetable and import it with Vital's Pitch Splice "
+            "or Vocode (its own audio import), then let an envelope sweep Wave Frame; the exported .vital "
+            "contains this exact table."
+        ]
     detail = f"{frames} keyframe{'s' if frames != 1 else ''}, " if frames else ""
     return [f'- Wavetable: "{name}" ({detail}contained in the exported .vital)']
 
@@ -424,8 +433,9 @@ def _effect_blocks(preset: Preset, diff: _Differences) -> tuple[list[str], list[
 def _exported_file_lines(preset: Preset, diff: _Differences) -> list[str]:
     """What only the exported .vital carries exactly."""
     lines = []
+    all_tables = preset.data.get("wavetables") or []
     tables = [
-        module_title(f"osc_{i}")
+        module_title(f"osc_{i}") + (" (made from the sound)" if is_made_from_sound(all_tables[i - 1]) else "")
         for i in (1, 2, 3)
         if _is_on(preset, f"osc_{i}_on") and _wavetable_lines(preset, i - 1)
     ]

@@ -4,7 +4,8 @@
 
 vita trusts this data: a wavetable component type outside Vital's names or a fourth wavetable segfaults
 `load_json` + `render`, a keyframe shorter than 2048 samples reads out of bounds (docs/VITA.md, "What
-crashes or hangs vita"). Every preset read from a file (`Preset.from_json`: render, ingest, infer --start,
+crashes or hangs vita"); a keyframe holding NaN or infinite samples is refused too (no usable sound
+can come of it). Every preset read from a file (`Preset.from_json`: render, ingest, infer --start,
 generate's community presets, the demo) goes through `structure_problem`, so a hostile or broken file is
 refused with one line naming what is wrong instead of crashing the process. The rules follow the layout
 Vital writes (every community preset passes, tests/synth/test_structure.py); counts and sizes are capped
@@ -18,6 +19,8 @@ import binascii
 import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 __all__ = ["COMPONENT_TYPES", "MAX_WAVETABLES", "structure_problem"]
 
@@ -94,13 +97,17 @@ def _count(x: Any, what: str, most: int) -> int:
     return int(v)
 
 
-def _decoded_size(x: Any, what: str) -> int:
+def _decoded(x: Any, what: str) -> bytes:
     if not isinstance(x, str):
         raise _Bad(f"{what} is not base64 text")
     try:
-        return len(base64.b64decode(x, validate=True))
+        return base64.b64decode(x, validate=True)
     except (binascii.Error, ValueError):
         raise _Bad(f"{what} is not valid base64") from None
+
+
+def _decoded_size(x: Any, what: str) -> int:
+    return len(_decoded(x, what))
 
 
 def _shape(x: Any, what: str) -> None:
@@ -141,9 +148,11 @@ def _component(comp: Mapping, where: str) -> None:
         frame = _dict(frame, at)
         _number(frame.get("position", 0), f"{at} position", 0, 256)
         if kind == "Wave Source":
-            size = _decoded_size(frame.get("wave_data"), f"{at} wave_data")
-            if size != WAVE_BYTES:
-                raise _Bad(f"{at} wave_data holds {size // 4} samples, Vital needs exactly 2048")
+            data = _decoded(frame.get("wave_data"), f"{at} wave_data")
+            if len(data) != WAVE_BYTES:
+                raise _Bad(f"{at} wave_data holds {len(data) // 4} samples, Vital needs exactly 2048")
+            if not np.all(np.isfinite(np.frombuffer(data, "<f4"))):
+                raise _Bad(f"{at} wave_data holds NaN or infinite samples")
         elif kind == "Line Source":
             _shape(frame.get("line"), f"{at} line")
 
