@@ -127,3 +127,23 @@ def test_the_default_chain_order_and_an_init_patch_say_nothing_extra():
     assert "Effect chain" not in md and md.index("### Chorus") < md.index("### Reverb")
     init = _markdown(Preset.init())
     assert "No effects" in init and "## From the exported .vital" not in init
+
+
+def test_the_tutorial_infer_writes_follows_the_panels(renderer, cli, tmp_path):
+    """Through the CLI: `infer --start BUSY.vital --tutorial` writes a guide in Vital's panel order, effects
+    by name in their chain order, no chain-order code, no internal names, no more digits than a knob."""
+    import soundfile as sf
+
+    busy = _busy_preset()
+    start = busy.save(tmp_path / "busy.vital")
+    target = tmp_path / "t.wav"
+    sf.write(target, renderer.render(busy, 57, 0.6, 1.0, fresh=True), renderer.sample_rate)
+    out = tmp_path / "m.vital"
+    assert cli("infer", "-i", target, "-o", out, "--start", start, "--tutorial").code == 0
+    md = out.with_suffix(".md").read_text()
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert [h for h in SECTIONS if h in headings] == headings and headings[0] == "Oscillators"
+    assert "Reverb -> Compressor" in md and md.index("### Reverb") < md.index("### Compressor")
+    assert str(int(busy.values["effect_chain_order"])) not in md and "Effect Chain Order" not in md
+    assert not re.search(r"\b[a-z0-9]+_[a-z0-9_]+\b", md.replace(out.stem, "").replace("t.wav", ""))
+    assert not re.search(r"\d\.\d{4,}", md)
