@@ -127,3 +127,17 @@ def test_vectorised_normalisation_matches_scalar(space):
     raw = ts.cont_from_unit(u)
     for n, r, x in zip(ts.continuous, raw, u):
         assert r == pytest.approx(space.from_unit(n, x))
+
+
+def test_raw_of_shown_inverts_the_display():
+    """An envelope time asked in seconds is what Vital then shows (its Quartic scale inverted)."""
+    from synthmatch.synth.display import display_text
+    from synthmatch.synth.params import param_space
+
+    ps = param_space()
+    assert display_text("env_2_decay", ps["env_2_decay"].raw_of_shown(0.5)) == "500 ms"
+    assert display_text("env_3_release", ps["env_3_release"].raw_of_shown(1.95)) == "1.95 s"
+    assert ps["env_2_hold"].raw_of_shown(1e6) == ps["env_2_hold"].max  # clamped
+    exponential = next(s for s in ps.plain_controls if s.scale == "Exponential")
+    with pytest.raises(ValueError, match="no inverse"):
+        exponential.raw_of_shown(1.0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["INDISTINGUISHABLE", "UNRELATED", "WORDS", "Verdict", "verdict"]
+__all__ = ["INDISTINGUISHABLE", "UNRELATED", "WORDS", "Verdict", "verdict", "verdict_of"]
 
 # Measured by `python benchmarks/verdict.py` (117 sounding random tier-2 presets of 120, seed 4242;
 # docs/EVAL.md, "Reading a score"): the noise floor's median and the unrelated pairs' median.
@@ -70,3 +70,12 @@ def verdict(distance: float) -> Verdict:
     similarity = min(similarity, 99)  # 100 is kept for what the noise floor cannot tell apart
     word = next(w for lowest, w in WORDS if similarity >= lowest)
     return Verdict(d, similarity, word)
+
+
+def verdict_of(distance: object) -> Verdict | None:
+    """`verdict(distance)`, or None where there is none to give: no distance, or a silent match's
+    infinite one."""
+    try:
+        return verdict(float(distance))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

@@ -27,6 +27,7 @@ import numpy as np
 
 from synthmatch.audio.pitch import PitchEstimate, estimate_pitch
 from synthmatch.inference.scoring import Scored, Scorer, rms_db
+from synthmatch.synth.panel import voice_amplitude_db, voice_amplitude_of_db
 from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Preset
 
@@ -258,14 +259,13 @@ def tune(
 
 
 def volume_db(preset: Preset) -> float:
-    """The preset's master Volume in dB (Vital shows sqrt(raw) - 80)."""
-    raw = param_space()[_VOLUME].clamp(preset.values.get(_VOLUME, param_space()[_VOLUME].default))
-    return math.sqrt(raw) - 80.0
+    """The preset's master Volume in dB, as Vital shows it."""
+    spec = param_space()[_VOLUME]
+    return spec.shown(preset.values.get(_VOLUME, spec.default))
 
 
 def with_volume_db(preset: Preset, db: float) -> Preset:
-    spec = param_space()[_VOLUME]
-    return preset.with_values(volume=spec.clamp((float(db) + 80.0) ** 2))
+    return preset.with_values(volume=param_space()[_VOLUME].raw_of_shown(db))
 
 
 _LEVELS = ("osc_1_level", "osc_2_level", "osc_3_level", "sample_level")
@@ -317,7 +317,7 @@ def _gain_staged(preset: Preset, delta_db: float, stages: tuple[str, ...]) -> tu
     """`preset` made `delta_db` louder: Volume first, then the given stages ("voice", "eq", "sources").
 
     Returns (preset, the dB of `delta_db` it could not give)."""
-    max_db = math.sqrt(param_space()[_VOLUME].max) - 80.0
+    max_db = param_space()[_VOLUME].shown(param_space()[_VOLUME].max)
     want = volume_db(preset) + delta_db
     out = with_volume_db(preset, min(want, max_db))
     left = want - max_db
@@ -325,11 +325,11 @@ def _gain_staged(preset: Preset, delta_db: float, stages: tuple[str, ...]) -> tu
         if left <= 0.05:
             break
         if stage == "voice":
-            # Voice Amplitude is heard squared (0.5 plays 12 dB quieter: measured), like the levels.
-            amp = float(np.clip(preset.values.get("voice_amplitude", 1.0), 1e-4, 1.0))
-            gain = min(left, -40 * math.log10(amp))
+            # the gain Voice Amplitude can still give: it plays voice_amplitude_db (heard squared)
+            now_db = voice_amplitude_db(float(np.clip(preset.values.get("voice_amplitude", 1.0), 1e-4, 1.0)))
+            gain = min(left, -now_db)
             if gain > 0.05:
-                out = out.with_values(voice_amplitude=min(1.0, amp * 10 ** (gain / 40)))
+                out = out.with_values(voice_amplitude=voice_amplitude_of_db(now_db + gain))
                 left -= gain
         elif stage == "eq":
             out, gain = _with_eq_gain(out, left)

@@ -21,7 +21,6 @@ once, writing nothing more.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -38,6 +37,7 @@ from synthmatch.audio.pitch import (
     estimate_pitch,
     estimate_timing,
 )
+from synthmatch.audio.verdict import verdict_of
 from synthmatch.defaults import DEFAULT_SAMPLE_RATE, SEARCH_TIER
 from synthmatch.errors import ConfigError, SynthmatchError
 from synthmatch.inference.candidates import START_KINDS
@@ -56,7 +56,6 @@ from synthmatch.synth.params import TIERS
 from synthmatch.synth.presets import Preset
 
 if TYPE_CHECKING:
-    from synthmatch.audio.verdict import Verdict
     from synthmatch.inference.match import Match, MatchSteps
     from synthmatch.inference.predict import Predictor
     from synthmatch.inference.refine import RefineResult
@@ -420,10 +419,10 @@ def _without_sentinels(value: Any, is_loss: bool = False) -> Any:
     """`value` with every loss at or above `FAILED_LOSS` (a failed render's) replaced by None. Losses are
     the values under a key that names one (`_LOSS_KEYS`); other numbers (a pitch in Hz, seconds) can be
     that large and stay."""
-    from synthmatch.inference.scoring import FAILED_LOSS
+    from synthmatch.inference.scoring import shown_loss
 
     if isinstance(value, float):
-        return None if is_loss and value >= FAILED_LOSS else value
+        return shown_loss(value) if is_loss else value
     if isinstance(value, dict):
         return {
             k: _without_sentinels(v, is_loss or any(w in str(k) for w in _LOSS_KEYS))
@@ -601,7 +600,7 @@ def match_target(
         info["wavetable"] = {**info["wavetable"], "used": "basic", "reason": "the match fell back to init"}
     info.update(best.as_dict(trim=True))
     info["match_distance"] = round(float(best.distance), 5)
-    score = _verdict(best.distance)
+    score = verdict_of(best.distance)
     if score is not None:
         info["verdict"] = score.as_dict()
     source, description = _match_start(best, ranked[0][2], ranked[0][1])
@@ -662,7 +661,7 @@ def _match_files(
     start_source, start_text = _match_start(match, start_source, start_description)
     name = f"synthmatch {target.path.stem}" + (f" ({rank} of {n_ranked})" if rank > 1 else "")
     ranked_text = f" Candidate {rank} of {n_ranked}, ranked by distance." if n_ranked > 1 else ""
-    score = _verdict(match.distance)
+    score = verdict_of(match.distance)
     score_text = score.text if score is not None else "silent: no distance"
     preset = match.preset.with_meta(
         preset_name=name,
@@ -714,28 +713,21 @@ def _match_start(match: Match, source: str, description: str) -> tuple[str, str]
     return source, description
 
 
-def _verdict(distance: float) -> Verdict | None:
-    """The similarity and word of a match's distance (None for a silent match's infinite one)."""
-    from synthmatch.audio.verdict import verdict
-
-    return verdict(distance) if math.isfinite(distance) and distance >= 0 else None
-
-
 def _similarity(distance: float) -> dict[str, Any]:
     """A candidate's similarity and verdict word, for its --json record."""
-    score = _verdict(distance)
+    score = verdict_of(distance)
     return {"similarity": score.similarity, "verdict": score.word} if score is not None else {}
 
 
 def _refinement_fact(refined: RefineResult) -> str:
     """The refinement's line of the tutorial: its losses only when both are real (a start that did not
     render scores the failure sentinel FAILED_LOSS, which is no loss to show)."""
-    from synthmatch.inference.scoring import FAILED_LOSS
+    from synthmatch.inference.scoring import shown_loss
 
     work = f"{refined.n_evals} evaluations over {refined.n_params} parameters"
-    losses = (refined.initial_loss, refined.final_loss)
-    if all(math.isfinite(v) and v < FAILED_LOSS for v in losses):
-        return f"CMA-ES refinement: loss {losses[0]:.3f} -> {losses[1]:.3f} in {work}"
+    first, last = shown_loss(refined.initial_loss), shown_loss(refined.final_loss)
+    if first is not None and last is not None:
+        return f"CMA-ES refinement: loss {first:.3f} -> {last:.3f} in {work}"
     return f"CMA-ES refinement: {work}"
 
 

@@ -60,7 +60,7 @@ from synthmatch.inference.calibrate import (
     restore_phase,
     tune,
 )
-from synthmatch.inference.scoring import FAILED_LOSS, SILENT_RMS, Scorer
+from synthmatch.inference.scoring import FAILED_LOSS, SILENT_RMS, Scorer, shown_loss
 from synthmatch.inference.search_space import SearchSpace, search_space
 from synthmatch.synth import VitaUnavailable, require_vita
 from synthmatch.synth.audibility import Audibility
@@ -230,11 +230,6 @@ def stop_on_interrupt() -> Iterator[None]:
         log.debug("Ctrl-C: the search stops and keeps its best so far")
 
 
-def _shown(loss: float) -> float | None:
-    """A loss as a summary shows it: None for `FAILED_LOSS` (a start or search that did not render)."""
-    return None if loss >= FAILED_LOSS else float(loss)
-
-
 @dataclass
 class RefineResult:
     """The refined preset (never worse than the aligned start) and what happened.
@@ -293,9 +288,9 @@ class RefineResult:
         out.update(
             n_params=self.n_params,
             # the loss of a render that failed is the search's sentinel, not a number to show: null
-            initial_loss=_shown(self.initial_loss),
-            aligned_loss=_shown(self.aligned_loss),
-            final_loss=_shown(self.final_loss),
+            initial_loss=shown_loss(self.initial_loss),
+            aligned_loss=shown_loss(self.aligned_loss),
+            final_loss=shown_loss(self.final_loss),
             n_evals=self.n_evals,
             elapsed_s=round(self.elapsed_s, 3),
             evals_per_s=self.evals_per_s,

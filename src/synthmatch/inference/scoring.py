@@ -34,10 +34,20 @@ from synthmatch.synth.presets import Preset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Scorer", "Scored", "FAILED_LOSS", "SILENT_RMS", "rms_db", "objective_threads"]
+__all__ = ["Scorer", "Scored", "FAILED_LOSS", "SILENT_RMS", "rms_db", "objective_threads", "shown_loss"]
 
 # Loss given to a candidate that failed to render, produced non-finite audio or is silent.
 FAILED_LOSS = 1e3
+
+
+def shown_loss(loss: float | None) -> float | None:
+    """A loss as outputs show it: None for `FAILED_LOSS` (a render that failed: the search's sentinel, no
+    loss to show) and for anything not finite."""
+    if loss is None or not math.isfinite(loss) or loss >= FAILED_LOSS:
+        return None
+    return float(loss)
+
+
 # RMS below which a render counts as silent (-100 dBFS; Vital's silent renders sit near -240 dBFS).
 SILENT_RMS = 1e-5
 

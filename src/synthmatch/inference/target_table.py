@@ -32,6 +32,7 @@ import numpy as np
 
 from synthmatch.audio.harmonics import DEFAULT_FRAMES, HarmonicAnalysis, analyse_harmonics
 from synthmatch.audio.pitch import PitchEstimate
+from synthmatch.synth.params import param_space
 from synthmatch.synth.presets import Modulation, Preset
 from synthmatch.synth.wavetables import (
     LAST_POSITION,
@@ -126,13 +127,6 @@ def target_table(
     return TargetTable(table, analysis, hold_s=float(t[0]), sweep_s=sweep), None
 
 
-def _seconds_raw(name: str, seconds: float) -> float:
-    """The raw value of a quartic envelope time (seconds = raw ** 4), clamped to its range."""
-    from synthmatch.synth.params import param_space
-
-    return param_space()[name].clamp(max(0.0, seconds) ** 0.25)
-
-
 def with_target_table(preset: Preset, table: TargetTable) -> Preset:
     """`preset` with oscillator 1 on, playing `table`, its frame driven by a free envelope.
 
@@ -143,6 +137,7 @@ def with_target_table(preset: Preset, table: TargetTable) -> Preset:
     mods = [m for m in preset.modulations if m.destination != _FRAME]
     used = {m.source for m in mods}
     env = next((e for e in _ENVELOPES if e not in used), None)
+    ps = param_space()
     values: dict[str, float] = {"osc_1_on": 1.0, _FRAME: 0.0}
     if env is not None and len(mods) < _N_SLOTS and table.sweep_s > 0:
         values[_FRAME] = float(LAST_POSITION)
@@ -150,10 +145,10 @@ def with_target_table(preset: Preset, table: TargetTable) -> Preset:
             {
                 f"{env}_delay": 0.0,
                 f"{env}_attack": 0.0,
-                f"{env}_hold": _seconds_raw(f"{env}_hold", table.hold_s),
-                f"{env}_decay": _seconds_raw(f"{env}_decay", table.sweep_s),
+                f"{env}_hold": ps[f"{env}_hold"].raw_of_shown(table.hold_s),
+                f"{env}_decay": ps[f"{env}_decay"].raw_of_shown(table.sweep_s),
                 f"{env}_sustain": 0.0,
-                f"{env}_release": _seconds_raw(f"{env}_release", table.sweep_s),
+                f"{env}_release": ps[f"{env}_release"].raw_of_shown(table.sweep_s),
                 f"{env}_decay_power": 0.0,  # linear: frame positions are proportional to time
                 f"{env}_release_power": 0.0,
             }

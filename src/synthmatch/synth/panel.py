@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import re
 
+from synthmatch.synth.params import param_space
+
 __all__ = [
     "EFFECT_CHAIN",
     "EFFECT_TITLES",
@@ -31,6 +33,8 @@ __all__ = [
     "no_knob_reason",
     "curve_text",
     "volume_with_voice_amplitude",
+    "voice_amplitude_db",
+    "voice_amplitude_of_db",
 ]
 
 # Vital's effects in its own enum order (`constants::Effect`): the order of code 0, alphabetical.
@@ -149,10 +153,20 @@ def curve_text(name: str, power: float) -> str:
     return f"{strength}: {shape}"
 
 
+def voice_amplitude_db(voice_amplitude: float) -> float:
+    """The gain Voice Amplitude plays at, in dB: it is heard squared (0.5 plays 12 dB quieter, measured in
+    tests/synth/test_panel.py)."""
+    return 40.0 * math.log10(max(1e-4, float(voice_amplitude)))
+
+
+def voice_amplitude_of_db(db: float) -> float:
+    """The Voice Amplitude that plays `db` (<= 0) of gain: the inverse of `voice_amplitude_db`."""
+    return min(1.0, 10 ** (float(db) / 40.0))
+
+
 def volume_with_voice_amplitude(volume: float, voice_amplitude: float) -> float:
     """The raw Volume that plays as loud as `volume` does with the voice at `voice_amplitude` (a gain
-    without a knob, heard squared: 0.5 plays 12 dB quieter, measured in tests/synth/test_panel.py): Volume
-    shows sqrt(raw) - 80 dB. Exact while no distortion or compressor sits between the two (their sound
-    depends on the level reaching them)."""
-    db = math.sqrt(max(0.0, float(volume))) - 80.0 + 40.0 * math.log10(max(1e-4, float(voice_amplitude)))
-    return max(0.0, db + 80.0) ** 2
+    without a knob). Exact while no distortion or compressor sits between the two (their sound depends
+    on the level reaching them)."""
+    spec = param_space()["volume"]
+    return spec.raw_of_shown(spec.shown(volume) + voice_amplitude_db(voice_amplitude))

@@ -111,6 +111,16 @@ def module_of(name: str) -> str:
     return m.group(1) if m else "global"
 
 
+# vita's value scales as (raw -> shown before multiply and offset, its inverse): what `ControlSpec.shown`
+# and `raw_of_shown` compute with.
+_DISPLAY_SCALES = {
+    "Linear": (lambda v: v, lambda v: v),
+    "Quadratic": (lambda v: v * v, lambda v: math.sqrt(max(0.0, v))),
+    "Quartic": (lambda v: v**4, lambda v: max(0.0, v) ** 0.25),
+    "SquareRoot": (lambda v: math.sqrt(max(0.0, v)), lambda v: max(0.0, v) ** 2),
+}
+
+
 @dataclass(frozen=True)
 class ControlSpec:
     """Everything the project knows about one Vital control.
@@ -153,6 +163,22 @@ class ControlSpec:
         if self.integer:
             x = float(min(max(round(x), math.ceil(self.min)), math.floor(self.max)))
         return x
+
+    def shown(self, raw: float) -> float:
+        """The number Vital shows for `raw` (in `units`: dB for Volume, seconds for an envelope time):
+        scale(raw) * display_multiply + post_offset, before `display` turns note-valued cutoffs into Hz.
+        ValueError for a scale not handled here (Exponential, Indexed)."""
+        forward = _DISPLAY_SCALES.get(self.scale)
+        if forward is None:
+            raise ValueError(f"{self.name}: no display number for its {self.scale} scale")
+        return forward[0](self.clamp(raw)) * self.display_multiply + self.post_offset
+
+    def raw_of_shown(self, shown: float) -> float:
+        """The raw value Vital shows as `shown`, clamped: the inverse of `shown`."""
+        inverse = _DISPLAY_SCALES.get(self.scale)
+        if inverse is None:
+            raise ValueError(f"{self.name}: no inverse display for its {self.scale} scale")
+        return self.clamp(inverse[1]((float(shown) - self.post_offset) / (self.display_multiply or 1.0)))
 
     def to_unit(self, raw: float) -> float:
         """Linear map of a raw value onto [0, 1] (clamped)."""

@@ -44,9 +44,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthmatch.audio.io import AudioError
-from synthmatch.audio.verdict import Verdict, verdict
+from synthmatch.audio.pitch import note_name
+from synthmatch.audio.verdict import Verdict, verdict_of
 from synthmatch.errors import ConfigError, SynthmatchError
-from synthmatch.inference.scoring import FAILED_LOSS
+from synthmatch.inference.scoring import shown_loss
 from synthmatch.synth.params import TIERS
 
 if TYPE_CHECKING:
@@ -216,15 +217,6 @@ def _renamed(exc: SynthmatchError, path: Path) -> SynthmatchError:
         return type(exc)(message)
     except TypeError:  # an error class with another constructor: keep the message, not the type
         return SynthmatchError(message)
-
-
-def verdict_of(distance: Any) -> Verdict | None:
-    """The verdict of a match distance, or None where there is none (no distance, or a silent render's
-    infinite one)."""
-    try:
-        return verdict(float(distance))
-    except (TypeError, ValueError):
-        return None
 
 
 def _verdict_text(distance: Any) -> str:
@@ -488,10 +480,9 @@ class Demo:
 
             def on_refine(state: dict) -> None:
                 # of `evals`, the budget asked for (the search's own budget leaves a few for the final check)
-                losses = (state["initial_loss"], state["best_loss"])
-                shown = (
-                    f", loss {losses[0]:.3f} -> {losses[1]:.3f}" if max(losses) < FAILED_LOSS else ""
-                )  # a failed render's sentinel is no loss to show
+                first, best = shown_loss(state["initial_loss"]), shown_loss(state["best_loss"])
+                # a failed render's sentinel is no loss to show
+                shown = f", loss {first:.3f} -> {best:.3f}" if first is not None and best is not None else ""
                 report(
                     0.1 + 0.8 * min(1.0, state["n_evals"] / evals),
                     f"CMA-ES refinement: {state['n_evals']}/{evals} evaluations{shown}",
@@ -580,15 +571,16 @@ class Demo:
 
     def render_note(self, result: DemoResult, midi_note: Any, rank: int = 1) -> Path:
         """Candidate `rank` of `result` (1: the match) played at another note: a fresh render of its
-        downloaded .vital (a Synth built for the render, as the match's own WAV was made) for the match's
-        key-held time and length, written beside its files as NAME.noteNN.wav.
+        downloaded .vital (a Synth built for the render, as the match's own WAV was made) for the key-held
+        time and length the .vital stores (as `synthmatch render` plays it), written beside its files as
+        NAME.noteNN.wav.
 
         Raises:
             SynthmatchError: no note chosen, a note outside 0..127, a rank the match lacks, or the match's
                 files are gone (a newer match of the session replaced them).
         """
         from synthmatch.audio.io import write_wav
-        from synthmatch.synth.presets import Preset
+        from synthmatch.synth.presets import Preset, played_note_for
 
         midi = _midi_note(midi_note)
         if midi is None:
@@ -600,9 +592,10 @@ class Demo:
                 "was idle for an hour); press Match again"
             )
         preset = Preset.load(c.preset_path)
-        note_s = float(result.info.get("note_duration_s", 1.0))
-        duration_s = float(result.info.get("duration_s", note_s))
-        audio = self.renderer.render(preset, midi, note_s, duration_s, stereo=True, fresh=True)  # (2, N)
+        note, _ = played_note_for(preset, midi_note=midi)  # the key time and length stored in the .vital
+        audio = self.renderer.render(
+            preset, note.midi_note, note.note_duration_s, note.duration_s, stereo=True, fresh=True
+        )  # (2, N)
         out = c.preset_path.with_name(f"{c.preset_path.stem}.note{midi}.wav")
         write_wav(out, audio, self.renderer.sample_rate)
         return out
@@ -653,12 +646,6 @@ def _wide_figure(target, audio, info: dict) -> bytes:
     )
 
 
-def _note_name(midi: int) -> str:
-    from synthmatch.audio.pitch import note_name
-
-    return note_name(midi)
-
-
 def status_markdown(name: str, info: dict, seconds: float) -> str:
     """The verdict as a heading, then one line saying what was matched, at which note, from where, how
     close (`info["match_distance"]`, the distance the command line prints)."""
@@ -684,7 +671,7 @@ def status_markdown(name: str, info: dict, seconds: float) -> str:
             "render of the downloaded preset (what `synthmatch infer` prints)."
         )
     return (
-        f"{heading}**Matched** `{name}` at MIDI note {midi} ({_note_name(midi)}; {how}) in {seconds:.1f} s, "
+        f"{heading}**Matched** `{name}` at MIDI note {midi} ({note_name(midi)}; {how}) in {seconds:.1f} s, "
         f"starting from {start}{refined}.{close}"
     )
 
