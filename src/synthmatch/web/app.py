@@ -82,6 +82,7 @@ const start = (player) => {
   for (const other of Object.values(sides())) if (other && other !== player && !other.paused) other.pause();
   player.abOwnPlay = (player.abOwnPlay || 0) + 1;
   player.play().catch(() => {});
+  show();  // paused is false once play() is called: the label says so now, not at the later play event
 };
 element.addEventListener('play', (e) => {
   const t = e.target; if (!(t instanceof HTMLAudioElement) || !t.dataset.side) return;
